@@ -1,0 +1,148 @@
+//! The root supervisor: spawns squad actors on first use, keeps the registry, and restarts a
+//! squad that panicked (its state comes back from the store in `pre_start`).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{
+    Actor, ActorId, ActorProcessingErr, ActorRef, ActorStatus, RpcReplyPort, SupervisionEvent,
+};
+use uuid::Uuid;
+
+use crate::squad::{SquadActor, SquadArgs, SquadMsg};
+use crate::{Alive, CoreError, Registry, Shared};
+
+/// More panics than this within [`RESTART_WINDOW`] and a squad is left stopped until the next
+/// request for it, rather than restarted in a tight loop.
+const MAX_RESTARTS: usize = 5;
+const RESTART_WINDOW: Duration = Duration::from_secs(60);
+
+pub struct Root;
+
+pub enum RootMsg {
+    /// The squad's running actor, spawned if needed.
+    Squad(Uuid, RpcReplyPort<Result<ActorRef<SquadMsg>, CoreError>>),
+}
+
+pub struct RootState {
+    shared: Arc<Shared>,
+    registry: Arc<Registry>,
+    squad_of: HashMap<ActorId, Uuid>,
+    restarts: HashMap<Uuid, VecDeque<Instant>>,
+    _alive: Alive,
+}
+
+impl RootState {
+    async fn spawn_squad(
+        &mut self,
+        myself: &ActorRef<RootMsg>,
+        squad_id: Uuid,
+    ) -> Result<ActorRef<SquadMsg>, CoreError> {
+        if let Some(actor) = self.registry.get(&squad_id) {
+            if actor.get_status() == ActorStatus::Running {
+                return Ok(actor.clone());
+            }
+        }
+        let args = SquadArgs {
+            squad_id,
+            shared: self.shared.clone(),
+        };
+        let (actor, _) = Actor::spawn_linked(None, SquadActor, args, myself.get_cell())
+            .await
+            .map_err(|err| match err {
+                ractor::SpawnErr::StartupFailed(e) if e.to_string().contains("not found") => {
+                    CoreError::NotFound("squad")
+                }
+                other => {
+                    tracing::error!(%squad_id, error = %other, "squad actor failed to start");
+                    CoreError::Unavailable("the squad could not be started".into())
+                }
+            })?;
+        self.squad_of.insert(actor.get_id(), squad_id);
+        self.registry.insert(squad_id, actor.clone());
+        Ok(actor)
+    }
+
+    fn forget(&mut self, actor: &ractor::ActorCell) -> Option<Uuid> {
+        let squad_id = self.squad_of.remove(&actor.get_id())?;
+        self.registry
+            .remove_if(&squad_id, |_, a| a.get_id() == actor.get_id());
+        Some(squad_id)
+    }
+
+    /// Records a restart and says whether the squad is still within its budget.
+    fn may_restart(&mut self, squad_id: Uuid) -> bool {
+        let now = Instant::now();
+        let recent = self.restarts.entry(squad_id).or_default();
+        recent.retain(|t| now.duration_since(*t) < RESTART_WINDOW);
+        recent.push_back(now);
+        recent.len() <= MAX_RESTARTS
+    }
+}
+
+impl Actor for Root {
+    type Msg = RootMsg;
+    type State = RootState;
+    type Arguments = (Arc<Shared>, Arc<Registry>);
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<RootMsg>,
+        (shared, registry): Self::Arguments,
+    ) -> Result<RootState, ActorProcessingErr> {
+        Ok(RootState {
+            shared,
+            registry,
+            squad_of: HashMap::new(),
+            restarts: HashMap::new(),
+            _alive: Alive::new("root"),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<RootMsg>,
+        msg: RootMsg,
+        state: &mut RootState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            RootMsg::Squad(squad_id, reply) => {
+                let result = state.spawn_squad(&myself, squad_id).await;
+                let _ = reply.send(result);
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<RootMsg>,
+        event: SupervisionEvent,
+        state: &mut RootState,
+    ) -> Result<(), ActorProcessingErr> {
+        match event {
+            SupervisionEvent::ActorFailed(cell, err) => {
+                let Some(squad_id) = state.forget(&cell) else {
+                    return Ok(());
+                };
+                metrics::counter!("squadron_actor_restarts_total", "kind" => "squad").increment(1);
+                tracing::error!(%squad_id, error = %err, "squad actor failed; restarting it");
+                if state.may_restart(squad_id) {
+                    if let Err(err) = state.spawn_squad(&myself, squad_id).await {
+                        tracing::error!(%squad_id, error = %err, "squad actor did not come back");
+                    }
+                } else {
+                    tracing::error!(%squad_id, "squad actor keeps failing; left stopped until next use");
+                }
+            }
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                if let Some(squad_id) = state.forget(&cell) {
+                    tracing::debug!(%squad_id, ?reason, "squad actor stopped");
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,26 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "agents")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub squad_id: Uuid,
+    pub org_id: Uuid,
+    pub name: String,
+    /// `name` lowercased: agent names are case-insensitive within a squad.
+    pub name_key: String,
+    pub role: String,
+    pub personality: String,
+    /// A JSON array of strings.
+    pub expertise: Json,
+    pub status: String,
+    pub heartbeat_interval_secs: i32,
+    pub last_heartbeat_at: Option<DateTimeUtc>,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

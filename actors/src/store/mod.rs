@@ -1,0 +1,44 @@
+//! The store: sea-orm entities and the queries over them. Reads from the HTTP layer come
+//! straight here; writes that change a squad come through its actor.
+
+pub mod entity;
+pub mod events;
+pub mod orgs;
+pub mod squads;
+pub mod tokens;
+
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+
+/// Opens the database at `url`: SQLite (`sqlite://path?mode=rwc`) or PostgreSQL (`postgres://...`).
+pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(5));
+    if url.starts_with("sqlite:") {
+        // WAL lets readers run beside the single writer; NORMAL sync is durable across a
+        // process crash in WAL mode, which is what "stored before the reply" promises here.
+        options.max_connections(8).map_sqlx_sqlite_opts(|opts| {
+            opts.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .create_if_missing(true)
+                .busy_timeout(Duration::from_secs(5))
+        });
+    } else {
+        options.max_connections(32);
+    }
+    Database::connect(options).await
+}
+
+/// True when `err` is a unique-constraint violation (on either backend).
+pub fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(
+        err.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}

@@ -1,0 +1,93 @@
+//! Squads and their agents.
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    Set,
+};
+use uuid::Uuid;
+
+use super::entity::agent::{self, Entity as Agents};
+use super::entity::squad::{self, Entity as Squads};
+use crate::domain::{AgentSpec, NewSquad};
+
+/// How often an agent is expected to heartbeat unless its spec says otherwise.
+pub const DEFAULT_HEARTBEAT_SECS: i32 = 60;
+
+pub async fn insert(
+    db: &impl ConnectionTrait,
+    org_id: Uuid,
+    new: &NewSquad,
+) -> Result<squad::Model, DbErr> {
+    squad::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        org_id: Set(org_id),
+        name: Set(new.name.as_ref().to_owned()),
+        description: Set(new.description.clone()),
+        workflow: Set(new.workflow.clone()),
+        created_at: Set(Utc::now()),
+    }
+    .insert(db)
+    .await
+}
+
+pub async fn insert_agent(
+    db: &impl ConnectionTrait,
+    squad: &squad::Model,
+    spec: &AgentSpec,
+) -> Result<agent::Model, DbErr> {
+    agent::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        squad_id: Set(squad.id),
+        org_id: Set(squad.org_id),
+        name: Set(spec.name.as_ref().to_owned()),
+        name_key: Set(spec.name.key()),
+        role: Set(spec.role.clone()),
+        personality: Set(spec.personality.clone()),
+        expertise: Set(serde_json::json!(spec.expertise)),
+        status: Set("offline".to_owned()),
+        heartbeat_interval_secs: Set(DEFAULT_HEARTBEAT_SECS),
+        last_heartbeat_at: Set(None),
+        created_at: Set(Utc::now()),
+    }
+    .insert(db)
+    .await
+}
+
+pub async fn list(db: &impl ConnectionTrait, org_id: Uuid) -> Result<Vec<squad::Model>, DbErr> {
+    Squads::find()
+        .filter(squad::Column::OrgId.eq(org_id))
+        .order_by_asc(squad::Column::CreatedAt)
+        .all(db)
+        .await
+}
+
+/// The squad, if it exists and belongs to `org_id`: the tenancy check for every squad route.
+pub async fn get(
+    db: &impl ConnectionTrait,
+    org_id: Uuid,
+    id: Uuid,
+) -> Result<Option<squad::Model>, DbErr> {
+    Squads::find_by_id(id)
+        .filter(squad::Column::OrgId.eq(org_id))
+        .one(db)
+        .await
+}
+
+/// The squad whatever its organization; only for actors, which were reached through `get`.
+pub async fn get_any(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<squad::Model>, DbErr> {
+    Squads::find_by_id(id).one(db).await
+}
+
+pub async fn agents(db: &impl ConnectionTrait, squad_id: Uuid) -> Result<Vec<agent::Model>, DbErr> {
+    Agents::find()
+        .filter(agent::Column::SquadId.eq(squad_id))
+        .order_by_asc(agent::Column::CreatedAt)
+        .order_by_asc(agent::Column::NameKey)
+        .all(db)
+        .await
+}
+
+pub async fn agent(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<agent::Model>, DbErr> {
+    Agents::find_by_id(id).one(db).await
+}

@@ -1,0 +1,8 @@
+//! HTTP handlers, a module per resource.
+
+pub mod json;
+pub mod ops;
+pub mod squads;
+#[cfg(feature = "test-hooks")]
+pub mod test_hooks;
+pub mod tokens;

@@ -1,0 +1,42 @@
+//! Operations: liveness, readiness, Prometheus metrics, and the dashboard page.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse};
+use serde_json::json;
+
+use crate::state::AppState;
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200)))]
+pub async fn healthz() -> impl IntoResponse {
+    axum::Json(json!({ "status": "ok" }))
+}
+
+/// The database answers.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200), (status = 503)))]
+pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.db().ping().await {
+        Ok(()) => (StatusCode::OK, axum::Json(json!({ "status": "ready" }))),
+        Err(err) => {
+            tracing::warn!(error = %err, "readiness check failed");
+            let body = json!({ "status": "unavailable", "reason": "database unreachable" });
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body))
+        }
+    }
+}
+
+/// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    state.metrics.run_upkeep();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}
+
+/// The dashboard, embedded in the binary.
+pub async fn dashboard() -> Html<&'static str> {
+    Html(include_str!("../../dashboard/index.html"))
+}

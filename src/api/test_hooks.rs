@@ -1,0 +1,62 @@
+//! Fault injection for the end-to-end tests; compiled only with the `test-hooks` feature.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use squadron_actors::squad::SquadMsg;
+use uuid::Uuid;
+
+use crate::api::json::{data, Data, Json};
+use crate::auth::OrgAuth;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+async fn owned(state: &AppState, org_id: Uuid, squad_id: Uuid) -> Result<(), ApiError> {
+    squadron_actors::store::squads::get(state.db(), org_id, squad_id)
+        .await?
+        .map(|_| ())
+        .ok_or_else(|| ApiError::not_found("squad"))
+}
+
+pub async fn panic_squad(
+    State(state): State<AppState>,
+    OrgAuth(caller): OrgAuth,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    owned(&state, caller.org_id, id).await?;
+    state.core.cast_squad(id, SquadMsg::Panic).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+pub async fn panic_agent(
+    State(state): State<AppState>,
+    OrgAuth(caller): OrgAuth,
+    Path((id, agent_id)): Path<(Uuid, Uuid)>,
+) -> Result<StatusCode, ApiError> {
+    owned(&state, caller.org_id, id).await?;
+    state
+        .core
+        .cast_squad(id, SquadMsg::PanicAgent(agent_id))
+        .await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[derive(Deserialize)]
+pub struct Flood {
+    n: u32,
+}
+
+pub async fn flood(
+    State(state): State<AppState>,
+    OrgAuth(caller): OrgAuth,
+    Path(id): Path<Uuid>,
+    Json(body): Json<Flood>,
+) -> Result<axum::Json<Data<i64>>, ApiError> {
+    owned(&state, caller.org_id, id).await?;
+    let n = body.n;
+    let last_seq = state
+        .core
+        .call_squad(id, |reply| SquadMsg::Flood(n, reply))
+        .await??;
+    Ok(data(last_seq))
+}

@@ -1,0 +1,174 @@
+//! Command line and configuration: every setting is a flag with an environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "squadron",
+    version,
+    about = "A real-time coordination server for squads of AI agents"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage organization API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create a token and print it alone on stdout (the organization is created if needed).
+    Create {
+        /// Organization name.
+        #[arg(long)]
+        org: String,
+        /// A label to recognise the token by.
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum, default_value_t = RoleArg::Admin)]
+        role: RoleArg,
+        /// `pk` for `pk_...` (SquadOS) or `msq` for `msq-...` (OpenAI-style clients).
+        #[arg(long, value_enum, default_value_t = FormatArg::Pk)]
+        format: FormatArg,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum RoleArg {
+    Admin,
+    Member,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum FormatArg {
+    Pk,
+    Msq,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "SQUADRON_BIND",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub bind: SocketAddr,
+    /// Database URL: `postgres://...` or `sqlite://...`. Default: SQLite in the data directory.
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    /// Where the embedded database and other local state live.
+    #[arg(
+        long,
+        env = "SQUADRON_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+    /// Log output: human-readable text or one JSON object per line. Levels via RUST_LOG.
+    #[arg(long, env = "SQUADRON_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// Requests per minute per credential to /api/heartbeat.
+    #[arg(
+        long,
+        env = "SQUADRON_RATE_HEARTBEAT",
+        default_value_t = 10,
+        global = true
+    )]
+    pub rate_heartbeat: u32,
+    /// Requests per minute per credential to /api/tasks*.
+    #[arg(long, env = "SQUADRON_RATE_TASKS", default_value_t = 30, global = true)]
+    pub rate_tasks: u32,
+    /// Requests per minute per credential to the rest of /api.
+    #[arg(
+        long,
+        env = "SQUADRON_RATE_DEFAULT",
+        default_value_t = 60,
+        global = true
+    )]
+    pub rate_default: u32,
+    /// Requests per minute per credential to the OpenAI-compatible gateway, /v1.
+    #[arg(
+        long,
+        env = "SQUADRON_RATE_GATEWAY",
+        default_value_t = 600,
+        global = true
+    )]
+    pub rate_gateway: u32,
+    /// Largest request body, in bytes, for Mission Control JSON (/api, except /api/v1).
+    #[arg(long, env = "SQUADRON_BODY_LIMIT_API", default_value_t = 10 * 1024, global = true)]
+    pub body_limit_api: usize,
+    /// Largest request body, in bytes, for SquadOS (/api/v1) and the gateway (/v1).
+    #[arg(long, env = "SQUADRON_BODY_LIMIT_GATEWAY", default_value_t = 4 * 1024 * 1024, global = true)]
+    pub body_limit_gateway: usize,
+    /// Seconds without messages after which a squad's actor stops (it restarts on demand); 0 keeps it.
+    #[arg(
+        long,
+        env = "SQUADRON_ACTOR_IDLE_SECS",
+        default_value_t = 300,
+        global = true
+    )]
+    pub actor_idle_secs: u64,
+    /// Events a live subscriber may fall behind before it is told to resync.
+    #[arg(
+        long,
+        env = "SQUADRON_LIVE_BUFFER",
+        default_value_t = 1024,
+        global = true
+    )]
+    pub live_buffer: usize,
+    /// How long a browser's live-connection ticket stays valid, in seconds.
+    #[arg(
+        long,
+        env = "SQUADRON_TICKET_TTL_SECS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub ticket_ttl_secs: u64,
+    /// How often token usage (calls, last used) is written to the database, in milliseconds.
+    #[arg(
+        long,
+        env = "SQUADRON_USAGE_FLUSH_MS",
+        default_value_t = 5_000,
+        global = true
+    )]
+    pub usage_flush_ms: u64,
+}
+
+impl Config {
+    /// The defaults, ignoring the command line (tests start from this).
+    pub fn defaults() -> Config {
+        Cli::parse_from(["squadron"]).config
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("squadron.db").display()
+            ),
+        }
+    }
+}

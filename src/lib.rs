@@ -1,0 +1,16 @@
+//! Squadron: a real-time coordination server for squads of AI agents. This crate is the edge:
+//! configuration, HTTP routes of the three API families, auth, limits, the live layer and
+//! metrics. The core (actors and store) is the `squadron-actors` crate.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod live;
+pub mod metrics;
+pub mod ratelimit;
+pub mod router;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+pub mod usage;

@@ -1,0 +1,86 @@
+//! SSE `GET /api/squad/events`: a squad's event stream, resumable with `Last-Event-ID`.
+
+use std::convert::Infallible;
+
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::{Stream, StreamExt};
+use serde::Deserialize;
+use squadron_actors::store;
+use uuid::Uuid;
+
+use super::{squad_stream, LiveConnection, Outgoing};
+use crate::auth::OrgAuth;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+pub struct EventsQuery {
+    /// The squad, when not given in `X-Squad-Id`.
+    squad_id: Option<Uuid>,
+    /// Replay events after this sequence number (the `Last-Event-ID` header wins).
+    since: Option<i64>,
+}
+
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+fn sse_event(item: Outgoing) -> Event {
+    let data = item.json();
+    match item {
+        Outgoing::Event(event) => Event::default().id(event.seq.to_string()).data(data),
+        Outgoing::Subscribed { .. } => Event::default().event("subscribed").data(data),
+        Outgoing::Resync { .. } => Event::default().event("resync").data(data),
+        Outgoing::Failed { .. } => Event::default().event("error").data(data),
+    }
+}
+
+/// Stream a squad's events. Every event's `id` is its sequence number.
+#[utoipa::path(get, path = "/api/squad/events", tag = "live",
+    params(
+        ("X-Squad-Id" = Option<Uuid>, Header, description = "the squad to watch"),
+        ("Last-Event-ID" = Option<i64>, Header, description = "resume after this sequence number"),
+        ("squad_id" = Option<Uuid>, Query), ("since" = Option<i64>, Query)),
+    responses((status = 200, content_type = "text/event-stream"), (status = 400), (status = 401), (status = 404)))]
+pub async fn squad_events(
+    State(state): State<AppState>,
+    OrgAuth(caller): OrgAuth,
+    headers: HeaderMap,
+    Query(query): Query<EventsQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let squad_id = match header(&headers, "x-squad-id") {
+        Some(raw) => Uuid::parse_str(raw)
+            .map_err(|_| ApiError::Validation("X-Squad-Id must be a UUID".into()))?,
+        None => query.squad_id.ok_or_else(|| {
+            ApiError::Validation("name the squad with X-Squad-Id or ?squad_id=".into())
+        })?,
+    };
+    let since = match header(&headers, "last-event-id") {
+        Some(raw) => Some(raw.parse::<i64>().map_err(|_| {
+            ApiError::Validation("Last-Event-ID must be an event sequence number".into())
+        })?),
+        None => query.since,
+    };
+    store::squads::get(state.db(), caller.org_id, squad_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("squad"))?;
+
+    let open = LiveConnection::open("sse");
+    let stream = squad_stream(
+        state.db().clone(),
+        state.core.shared.hub.clone(),
+        squad_id,
+        since,
+    )
+    .map(move |item| {
+        let _held = &open;
+        Ok(sse_event(item))
+    })
+    .take_until(state.shutdown.clone().cancelled_owned());
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}

@@ -1,0 +1,130 @@
+//! Every route, in one place. The OpenAPI document is generated from this same list.
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::Request;
+use axum::routing::get;
+use axum::{middleware, Extension, Router};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::api::json::BodyLimit;
+use crate::api::{ops, squads, tokens};
+use crate::error;
+use crate::live::{sse, tickets, ws};
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Squadron", description = "Coordination server for squads of AI agents: Mission Control (/api), SquadOS (/api/v1) and the OpenAI-compatible gateway (/v1)."),
+    modifiers(&Credentials),
+    security(("bearer" = []), ("api_key" = [])),
+)]
+struct ApiDoc;
+
+struct Credentials;
+
+impl Modify for Credentials {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))),
+        );
+    }
+}
+
+/// The routes of a family behind authentication, rate limits and the family's body limit.
+fn guarded(
+    state: &AppState,
+    body_limit: usize,
+    routes: OpenApiRouter<AppState>,
+) -> OpenApiRouter<AppState> {
+    routes
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::require_auth,
+        ))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(Extension(BodyLimit(body_limit)))
+}
+
+pub fn build(state: AppState) -> Router {
+    let config = &state.config;
+    let public = OpenApiRouter::new()
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(ws::upgrade));
+    let mission_control = OpenApiRouter::new()
+        .routes(routes!(squads::create, squads::index))
+        .routes(routes!(squads::show))
+        .routes(routes!(squads::agents, squads::add_agent))
+        .routes(routes!(tickets::create))
+        .routes(routes!(sse::squad_events));
+    let squados = OpenApiRouter::new()
+        .routes(routes!(tokens::create, tokens::index))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(tokens::delete));
+
+    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(public)
+        .merge(guarded(&state, config.body_limit_api, mission_control))
+        .merge(guarded(&state, config.body_limit_gateway, squados))
+        .split_for_parts();
+    let openapi = Arc::new(openapi);
+    let schema = move || {
+        let openapi = openapi.clone();
+        async move { axum::Json(openapi) }
+    };
+
+    let router = router
+        .route("/", get(ops::dashboard))
+        .route("/api/schema", get(schema.clone()))
+        .route("/api/v1/openapi.json", get(schema));
+    #[cfg(feature = "test-hooks")]
+    let router = router.merge(test_hooks(&state));
+
+    router
+        .fallback(error::no_route)
+        .method_not_allowed_fallback(error::wrong_method)
+        .layer(middleware::from_fn(error::openai_shape))
+        .layer(middleware::from_fn(crate::metrics::track_http))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+            let id = request
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+#[cfg(feature = "test-hooks")]
+fn test_hooks(state: &AppState) -> Router<AppState> {
+    use crate::api::test_hooks;
+    use axum::routing::post;
+    let routes = OpenApiRouter::new()
+        .route(
+            "/api/_test/squads/{id}/panic",
+            post(test_hooks::panic_squad),
+        )
+        .route(
+            "/api/_test/squads/{id}/agents/{agent_id}/panic",
+            post(test_hooks::panic_agent),
+        )
+        .route("/api/_test/squads/{id}/flood", post(test_hooks::flood));
+    guarded(state, 1024, routes).split_for_parts().0
+}

@@ -1,0 +1,200 @@
+//! Building the server: database, migrations, first-start bootstrap, actors, router, listener.
+//! `build` binds the listener, so callers (tests) can ask for port 0 and read the real one.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use sea_orm::DatabaseConnection;
+use sea_orm_migration::MigratorTrait;
+use squadron_actors::live::LiveHub;
+use squadron_actors::store::{self, tokens::Role, tokens::TokenFormat};
+use squadron_actors::{Core, Settings};
+use squadron_migrations::Migrator;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::TokenAuth;
+use crate::config::Config;
+use crate::live::tickets::Tickets;
+use crate::ratelimit::RateLimits;
+use crate::state::{App, AppState};
+use crate::usage::Usage;
+
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+    root: JoinHandle<()>,
+    /// The admin token made on first start with an empty database, if this start made one.
+    pub admin_token: Option<String>,
+}
+
+/// Connects to the configured database and brings its schema up to date.
+pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
+    if config.database_url.is_none() {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    }
+    let url = config.database_url();
+    let db = store::connect(&url)
+        .await
+        .with_context(|| format!("connecting to the database at {}", redact(&url)))?;
+    Migrator::up(&db, None)
+        .await
+        .context("running migrations")?;
+    Ok(db)
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***{}", &url[..scheme], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// `squadron token create`: a token for `org` (created if needed); returns the secret.
+pub async fn create_token(
+    config: &Config,
+    org: &str,
+    name: &str,
+    role: Role,
+    format: TokenFormat,
+) -> anyhow::Result<String> {
+    let db = connect(config).await?;
+    let org = store::orgs::find_or_create(&db, org).await?;
+    Ok(store::tokens::create(&db, org.id, name, role, format)
+        .await?
+        .secret)
+}
+
+/// On an empty database: organization `default` and its first admin token.
+async fn bootstrap(db: &DatabaseConnection) -> anyhow::Result<Option<String>> {
+    if store::orgs::count(db).await? > 0 {
+        return Ok(None);
+    }
+    let org = store::orgs::find_or_create(db, "default").await?;
+    let minted =
+        store::tokens::create(db, org.id, "bootstrap admin", Role::Admin, TokenFormat::Pk).await?;
+    Ok(Some(minted.secret))
+}
+
+pub async fn build(config: Config) -> anyhow::Result<Server> {
+    let db = connect(&config).await?;
+    let admin_token = bootstrap(&db).await?;
+    let hub = Arc::new(LiveHub::new(config.live_buffer));
+    let settings = Settings {
+        idle_after: (config.actor_idle_secs > 0)
+            .then(|| Duration::from_secs(config.actor_idle_secs)),
+        call_timeout: Duration::from_secs(10),
+    };
+    let (core, root) = Core::start(db, hub, settings)
+        .await
+        .context("starting actors")?;
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("binding {}", config.bind))?;
+    let state = AppState(Arc::new(App {
+        limits: RateLimits::new(&config),
+        tickets: Tickets::new(Duration::from_secs(config.ticket_ttl_secs)),
+        tokens: TokenAuth::default(),
+        usage: Usage::default(),
+        metrics: crate::metrics::handle(),
+        shutdown: CancellationToken::new(),
+        core,
+        config,
+    }));
+    Ok(Server {
+        listener,
+        state,
+        root,
+        admin_token,
+    })
+}
+
+impl Server {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` completes, then drains: live streams end, actors stop, and
+    /// counted token usage is written.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Server {
+            listener,
+            state,
+            root,
+            ..
+        } = self;
+        let housekeeping = tokio::spawn(housekeeping(state.clone()));
+        let cancel = state.shutdown.clone();
+        let router = crate::router::build(state.clone());
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down");
+                cancel.cancel();
+            })
+            .await
+            .context("serving")?;
+        state.shutdown.cancel();
+        state.core.stop();
+        let _ = root.await;
+        let _ = housekeeping.await;
+        state
+            .usage
+            .flush(state.db())
+            .await
+            .context("writing token usage at shutdown")?;
+        Ok(())
+    }
+}
+
+/// Periodic chores until shutdown: write token usage, forget idle rate buckets.
+async fn housekeeping(state: AppState) {
+    let mut tick =
+        tokio::time::interval(Duration::from_millis(state.config.usage_flush_ms.max(10)));
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = tick.tick() => {
+                if let Err(err) = state.usage.flush(state.db()).await {
+                    tracing::warn!(error = %err, "could not write token usage; will retry");
+                }
+                state.limits.forget_idle();
+            }
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

@@ -1,0 +1,42 @@
+//! `AppState`: what handlers reach for, behind one `Arc`.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use squadron_actors::Core;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::TokenAuth;
+use crate::config::Config;
+use crate::live::tickets::Tickets;
+use crate::ratelimit::RateLimits;
+use crate::usage::Usage;
+
+pub struct App {
+    pub config: Config,
+    pub core: Core,
+    pub tokens: TokenAuth,
+    pub usage: Usage,
+    pub limits: RateLimits,
+    pub tickets: Tickets,
+    pub metrics: PrometheusHandle,
+    /// Cancelled at shutdown: long-lived streams watch it and end.
+    pub shutdown: CancellationToken,
+}
+
+#[derive(Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+impl App {
+    pub fn db(&self) -> &sea_orm::DatabaseConnection {
+        self.core.db()
+    }
+}
