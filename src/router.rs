@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::json::BodyLimit;
+use crate::api::extract::BodyLimit;
 use crate::api::{ops, squads, tokens};
 use crate::error;
 use crate::live::{sse, tickets, ws};
@@ -125,6 +125,10 @@ fn test_hooks(state: &AppState) -> Router<AppState> {
             "/api/_test/squads/{id}/agents/{agent_id}/panic",
             post(test_hooks::panic_agent),
         )
-        .route("/api/_test/squads/{id}/flood", post(test_hooks::flood));
+        .route("/api/_test/squads/{id}/flood", post(test_hooks::flood))
+        .route(
+            "/api/_test/squads/{id}/running",
+            axum::routing::get(test_hooks::running),
+        );
     guarded(state, 1024, routes).split_for_parts().0
 }

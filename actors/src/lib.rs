@@ -192,6 +192,13 @@ impl Core {
         ))
     }
 
+    /// Whether the squad's actor is running now (asking does not start it).
+    pub fn is_running(&self, squad_id: Uuid) -> bool {
+        self.registry
+            .get(&squad_id)
+            .is_some_and(|a| a.get_status() == ActorStatus::Running)
+    }
+
     /// Sends without waiting for an answer (used by the test hooks).
     pub async fn cast_squad(&self, squad_id: Uuid, msg: SquadMsg) -> Result<(), CoreError> {
         self.squad(squad_id)

@@ -1,6 +1,7 @@
 //! HTTP handlers, a module per resource.
 
-pub mod json;
+pub mod envelope;
+pub mod extract;
 pub mod ops;
 pub mod squads;
 #[cfg(feature = "test-hooks")]

@@ -1,6 +1,6 @@
 //! Squads and their agents (Mission Control). Writes go through the squad's actor.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -11,7 +11,8 @@ use squadron_actors::store::entity::{agent, squad};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::api::json::{data, list, Data, Json};
+use crate::api::envelope::{data, list, Data};
+use crate::api::extract::{Json, Path};
 use crate::auth::OrgAuth;
 use crate::error::ApiError;
 use crate::state::AppState;

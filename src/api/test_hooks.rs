@@ -1,12 +1,13 @@
 //! Fault injection for the end-to-end tests; compiled only with the `test-hooks` feature.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use squadron_actors::squad::SquadMsg;
 use uuid::Uuid;
 
-use crate::api::json::{data, Data, Json};
+use crate::api::envelope::{data, Data};
+use crate::api::extract::{Json, Path};
 use crate::auth::OrgAuth;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -59,4 +60,14 @@ pub async fn flood(
         .call_squad(id, |reply| SquadMsg::Flood(n, reply))
         .await??;
     Ok(data(last_seq))
+}
+
+/// Whether the squad's actor runs, without starting it (for the idle-stop test).
+pub async fn running(
+    State(state): State<AppState>,
+    OrgAuth(caller): OrgAuth,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<Data<bool>>, ApiError> {
+    owned(&state, caller.org_id, id).await?;
+    Ok(data(state.core.is_running(id)))
 }

@@ -1,6 +1,6 @@
 //! SquadOS organization API tokens: generate (shown once), list, revoke, delete. Admins only.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -9,7 +9,8 @@ use squadron_actors::store::tokens::{self, Role, TokenFormat};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::api::json::{data, list, Data, Json};
+use crate::api::envelope::{data, list, Data};
+use crate::api::extract::{Json, Path};
 use crate::auth::AdminAuth;
 use crate::error::ApiError;
 use crate::state::AppState;

@@ -26,8 +26,9 @@ pub enum Outgoing {
         last_seq: i64,
     },
     Event(Arc<LiveEvent>),
-    /// The subscriber fell behind and `missed` events were dropped for it. It should
-    /// subscribe again with `since: last_seq` to fetch them from the store.
+    /// The subscriber fell behind by more than the live buffer. The subscription ends here:
+    /// everything up to `last_seq` was sent, and subscribing again with `since: last_seq`
+    /// (SSE: reconnecting with `Last-Event-ID`) fetches the rest from the store.
     Resync {
         squad_id: Uuid,
         last_seq: i64,
@@ -64,8 +65,8 @@ impl Outgoing {
 }
 
 /// The squad's events after `since` (from the store), then live ones as they come; without
-/// `since`, live ones only. No event is sent twice, and none is skipped unless announced by
-/// a `Resync`.
+/// `since`, live ones only. No event is sent twice or skipped; a subscriber that falls too far
+/// behind gets a `Resync` that ends the stream.
 pub fn squad_stream(
     db: DatabaseConnection,
     hub: Arc<LiveHub>,
@@ -113,6 +114,7 @@ pub fn squad_stream(
                 Err(RecvError::Lagged(missed)) => {
                     metrics::counter!("squadron_live_resyncs_total").increment(1);
                     yield Outgoing::Resync { squad_id, last_seq: last, missed };
+                    return;
                 }
                 Err(RecvError::Closed) => break,
             }

@@ -11,7 +11,7 @@ use rand::RngCore;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::api::json::{data, Data};
+use crate::api::envelope::{data, Data};
 use crate::auth::{OrgAuth, Principal};
 use crate::state::AppState;
 

@@ -1,1 +1,10 @@
+//! End-to-end tests: each starts a real server in-process and talks HTTP, WebSocket and SSE.
 
+mod actors;
+mod errors;
+mod helpers;
+mod isolation;
+mod limits;
+mod live;
+mod ops;
+mod tokens;

@@ -1,13 +1,11 @@
-//! Request and response JSON: an extractor whose rejections are our errors, and the
-//! `{data, meta}` envelope of Mission Control and SquadOS.
+//! Extractors whose rejections are our errors: a malformed body or path is a 400 in the
+//! family's shape, never axum's plain-text default.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use crate::error::ApiError;
 
@@ -48,37 +46,16 @@ fn describe(rejection: &JsonRejection, limit: Option<BodyLimit>) -> String {
     }
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct Meta {
-    pub timestamp: DateTime<Utc>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub count: Option<usize>,
-}
+/// Like `axum::extract::Path`, but a malformed id is a 400 in our shape.
+pub struct Path<T>(pub T);
 
-/// `{"data": ..., "meta": {...}}`.
-#[derive(Serialize, ToSchema)]
-pub struct Data<T> {
-    pub data: T,
-    pub meta: Meta,
-}
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
 
-pub fn data<T>(data: T) -> axum::Json<Data<T>> {
-    axum::Json(Data {
-        data,
-        meta: Meta {
-            timestamp: Utc::now(),
-            count: None,
-        },
-    })
-}
-
-pub fn list<T>(items: Vec<T>) -> axum::Json<Data<Vec<T>>> {
-    let count = Some(items.len());
-    axum::Json(Data {
-        data: items,
-        meta: Meta {
-            timestamp: Utc::now(),
-            count,
-        },
-    })
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(rejection) => Err(ApiError::Validation(rejection.body_text())),
+        }
+    }
 }

@@ -1,0 +1,377 @@
+//! `spawn_app()`: a server started in-process on 127.0.0.1:0 with a fresh database (SQLite by
+//! default, PostgreSQL when `TEST_DATABASE_URL` is set), plus typed helpers to talk to it over
+//! real HTTP, WebSocket and SSE. Logs are quiet unless `TEST_LOG` is set.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use reqwest::{Method, RequestBuilder, Response};
+use sea_orm::ConnectionTrait;
+use serde_json::Value;
+use squadron::config::Config;
+use squadron::startup;
+use squadron_actors::store::tokens::{Role, TokenFormat};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use uuid::Uuid;
+
+/// How long any single wait in a test may take before it fails.
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// A database for one test; the SQLite file lives as long as this does.
+pub struct TestDb {
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl TestDb {
+    pub async fn fresh() -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = match std::env::var("TEST_DATABASE_URL") {
+            Ok(admin_url) if !admin_url.is_empty() => {
+                let name = format!("squadron_test_{}", Uuid::new_v4().simple());
+                let admin = sea_orm::Database::connect(&admin_url)
+                    .await
+                    .expect("connect to TEST_DATABASE_URL");
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                    .await
+                    .expect("create test database");
+                admin.close().await.ok();
+                with_database(&admin_url, &name)
+            }
+            _ => format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display()),
+        };
+        TestDb { url, _dir: dir }
+    }
+}
+
+/// `postgres://u@h:p/db?x` with its database name replaced.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let root = &base[..base
+        .rfind('/')
+        .filter(|i| *i > "postgres://".len())
+        .unwrap_or(base.len())];
+    match query {
+        Some(q) => format!("{root}/{name}?{q}"),
+        None => format!("{root}/{name}"),
+    }
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    /// The admin token of organization `default`, made on the first start.
+    pub admin: String,
+    pub config: Config,
+    pub client: reqwest::Client,
+    db: Option<TestDb>,
+    stop: Option<oneshot::Sender<()>>,
+    serving: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+/// A server whose configuration `tweak` may change first.
+pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let db = TestDb::fresh().await;
+    start(db, None, tweak).await
+}
+
+fn test_config(db: &TestDb) -> Config {
+    let mut config = Config::defaults();
+    config.bind = "127.0.0.1:0".parse().unwrap();
+    config.database_url = Some(db.url.clone());
+    // Limits are tested on their own; other tests should never meet them.
+    config.rate_heartbeat = 100_000;
+    config.rate_tasks = 100_000;
+    config.rate_default = 100_000;
+    config.rate_gateway = 100_000;
+    // Usage is flushed only at shutdown unless a test asks otherwise.
+    config.usage_flush_ms = 3_600_000;
+    config
+}
+
+/// Starts a server on `db`. `admin` carries the admin token across a restart.
+pub async fn start(db: TestDb, admin: Option<String>, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    if std::env::var_os("TEST_LOG").is_some() {
+        squadron::telemetry::init(squadron::config::LogFormat::Text);
+    }
+    let mut config = test_config(&db);
+    tweak(&mut config);
+    let server = startup::build(config.clone()).await.expect("server builds");
+    let addr = server.local_addr();
+    let admin = server
+        .admin_token
+        .clone()
+        .or(admin)
+        .expect("an admin token");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let serving = tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        addr,
+        admin,
+        config,
+        client: reqwest::Client::new(),
+        db: Some(db),
+        stop: Some(stop),
+        serving: Some(serving),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// A request with no credentials.
+    pub fn anon(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
+    /// A request as `token`.
+    pub fn as_token(&self, token: &str, method: Method, path: &str) -> RequestBuilder {
+        self.anon(method, path).bearer_auth(token)
+    }
+
+    /// A request as the default organization's admin.
+    pub fn req(&self, method: Method, path: &str) -> RequestBuilder {
+        self.as_token(&self.admin, method, path)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.req(Method::GET, path)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Response {
+        self.req(Method::POST, path)
+            .json(&body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// A token for organization `org` (created if needed), made the way the CLI makes one.
+    pub async fn org_token(&self, org: &str, role: Role) -> String {
+        startup::create_token(&self.config, org, "test", role, TokenFormat::Pk)
+            .await
+            .expect("token created")
+    }
+
+    /// Creates a squad with agents named `agents` and returns its JSON.
+    pub async fn squad(&self, name: &str, agents: &[&str]) -> Value {
+        self.squad_as(&self.admin, name, agents).await
+    }
+
+    pub async fn squad_as(&self, token: &str, name: &str, agents: &[&str]) -> Value {
+        let agents: Vec<Value> = agents
+            .iter()
+            .map(|a| serde_json::json!({ "name": a, "role": "Tester" }))
+            .collect();
+        let res = self
+            .as_token(token, Method::POST, "/api/squads")
+            .json(&serde_json::json!({ "name": name, "agents": agents }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201, "squad created");
+        body(res).await["data"].clone()
+    }
+
+    /// Adds an agent through the squad's actor; returns the agent's JSON.
+    pub async fn add_agent(&self, squad_id: &str, name: &str) -> Value {
+        let res = self
+            .post(
+                &format!("/api/squads/{squad_id}/agents"),
+                serde_json::json!({ "name": name }),
+            )
+            .await;
+        assert_eq!(res.status(), 201, "agent added");
+        body(res).await["data"].clone()
+    }
+
+    /// The value of a Prometheus sample whose line starts with `series` (0 when absent).
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self
+            .anon(Method::GET, "/metrics")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .filter(|l| l.starts_with(series))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// Graceful shutdown; returns the database so a test can start again on it.
+    pub async fn stop(mut self) -> (TestDb, String) {
+        self.stop.take().unwrap().send(()).ok();
+        let serving = self.serving.take().unwrap();
+        tokio::time::timeout(WAIT, serving)
+            .await
+            .expect("server stops in time")
+            .expect("server task")
+            .expect("server ran cleanly");
+        (self.db.take().unwrap(), self.admin.clone())
+    }
+
+    pub fn ws_url(&self, query: &str) -> String {
+        format!("ws://{}/api/live{}", self.addr, query)
+    }
+
+    /// A WebSocket to `/api/live` authenticated with `token` in the header.
+    pub async fn ws(&self, token: &str) -> Ws {
+        let mut request = self.ws_url("").into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let (socket, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("ws connects");
+        Ws(socket)
+    }
+
+    /// An SSE stream of the squad's events, resuming after `last_event_id` if given.
+    pub async fn sse(&self, token: &str, squad_id: &str, last_event_id: Option<i64>) -> Sse {
+        let mut req = self
+            .as_token(token, Method::GET, "/api/squad/events")
+            .header("x-squad-id", squad_id);
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id.to_string());
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), 200, "SSE stream opens");
+        Sse {
+            stream: Box::pin(res.bytes_stream()),
+            buffer: String::new(),
+        }
+    }
+}
+
+pub async fn body(res: Response) -> Value {
+    let text = res.text().await.expect("body read");
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON body expected, got {text:?}"))
+}
+
+pub struct Ws(pub WebSocketStream<MaybeTlsStream<TcpStream>>);
+
+impl Ws {
+    pub async fn send(&mut self, value: Value) {
+        self.0
+            .send(Message::Text(value.to_string().into()))
+            .await
+            .expect("ws send");
+    }
+
+    /// The next JSON message, failing the test after [`WAIT`].
+    pub async fn next(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.0.next())
+                .await
+                .expect("a WebSocket message in time")
+                .expect("socket open")
+                .expect("no socket error");
+            if let Message::Text(text) = msg {
+                return serde_json::from_str(&text).unwrap();
+            }
+        }
+    }
+
+    /// Subscribes and returns the `subscribed` acknowledgement.
+    pub async fn subscribe(&mut self, squad_id: &str, since: Option<i64>) -> Value {
+        self.send(serde_json::json!({ "op": "subscribe", "squad_id": squad_id, "since": since }))
+            .await;
+        self.next().await
+    }
+
+    /// The sequence numbers of the next `n` events.
+    pub async fn seqs(&mut self, n: usize) -> Vec<i64> {
+        let mut seqs = Vec::with_capacity(n);
+        while seqs.len() < n {
+            let msg = self.next().await;
+            assert_eq!(msg["type"], "event", "expected an event, got {msg}");
+            seqs.push(msg["seq"].as_i64().unwrap());
+        }
+        seqs
+    }
+}
+
+type ByteStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
+
+/// A minimal SSE reader: enough of the format for our own stream.
+pub struct Sse {
+    stream: ByteStream,
+    buffer: String,
+}
+
+#[derive(Debug, Default)]
+pub struct SseEvent {
+    pub id: Option<String>,
+    pub event: Option<String>,
+    pub data: String,
+}
+
+impl Sse {
+    /// The next event (comments such as keep-alives are skipped), failing after [`WAIT`].
+    pub async fn next(&mut self) -> SseEvent {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let frame: String = self.buffer.drain(..end + 2).collect();
+                let mut event = SseEvent::default();
+                for line in frame.lines() {
+                    if let Some(v) = line.strip_prefix("data:") {
+                        event.data.push_str(v.trim_start());
+                    } else if let Some(v) = line.strip_prefix("id:") {
+                        event.id = Some(v.trim().to_owned());
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        event.event = Some(v.trim().to_owned());
+                    }
+                }
+                if !event.data.is_empty() {
+                    return event;
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout(WAIT, self.stream.next())
+                .await
+                .expect("an SSE event in time")
+                .expect("stream open")
+                .expect("no stream error");
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}
+
+/// Polls `check` until it holds, failing after [`WAIT`].
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

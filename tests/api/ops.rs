@@ -1,0 +1,129 @@
+//! Operations: health, readiness, metrics, request ids, the OpenAPI documents, the dashboard
+//! page, and a graceful shutdown that ends live streams.
+
+use reqwest::Method;
+
+use crate::helpers::{body, spawn_app};
+
+#[tokio::test]
+async fn health_readiness_and_request_ids() {
+    let app = spawn_app().await;
+    let res = app.anon(Method::GET, "/healthz").send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().contains_key("x-request-id"));
+    let res = app.anon(Method::GET, "/readyz").send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(body(res).await["status"], "ready");
+    let res = app
+        .anon(Method::GET, "/healthz")
+        .header("x-request-id", "trace-me")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()["x-request-id"],
+        "trace-me",
+        "a caller's request id is kept"
+    );
+}
+
+#[tokio::test]
+async fn metrics_cover_requests_actors_live_and_auth() {
+    let app = spawn_app().await;
+    let squad = app.squad("Metered", &["Writer"]).await;
+    let id = squad["id"].as_str().unwrap();
+    app.get(&format!("/api/squads/{id}")).await;
+    app.as_token("pk_wrong", Method::GET, "/api/squads")
+        .send()
+        .await
+        .unwrap();
+    let _ws = app.ws(&app.admin).await;
+    let text = app
+        .anon(Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "squadron_http_requests_total{class=\"default\",route=\"/api/squads\",method=\"POST\",status=\"201\"}",
+        "squadron_http_request_duration_seconds_bucket{class=\"default\",route=\"/api/squads/{id}\"",
+        "squadron_actors_alive{kind=\"squad\"}",
+        "squadron_actors_alive{kind=\"agent\"}",
+        "squadron_events_published_total",
+        "squadron_auth_failures_total{reason=\"invalid\"}",
+        "squadron_live_connections{transport=\"ws\"}",
+    ] {
+        assert!(text.contains(needle), "/metrics lacks {needle}");
+    }
+}
+
+#[tokio::test]
+async fn the_openapi_documents_cover_every_route() {
+    let app = spawn_app().await;
+    for path in ["/api/schema", "/api/v1/openapi.json"] {
+        let res = app.anon(Method::GET, path).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        let doc = body(res).await;
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+        let paths = doc["paths"].as_object().unwrap();
+        for (route, method) in [
+            ("/api/squads", "get"),
+            ("/api/squads", "post"),
+            ("/api/squads/{id}", "get"),
+            ("/api/squads/{id}/agents", "get"),
+            ("/api/squads/{id}/agents", "post"),
+            ("/api/live", "get"),
+            ("/api/live/tickets", "post"),
+            ("/api/squad/events", "get"),
+            ("/api/v1/tokens", "get"),
+            ("/api/v1/tokens", "post"),
+            ("/api/v1/tokens/{id}/revoke", "post"),
+            ("/api/v1/tokens/{id}", "delete"),
+            ("/healthz", "get"),
+            ("/readyz", "get"),
+            ("/metrics", "get"),
+        ] {
+            assert!(
+                paths.get(route).and_then(|p| p.get(method)).is_some(),
+                "{path} lacks {method} {route}"
+            );
+        }
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        for schema in [
+            "CreateSquad",
+            "SquadView",
+            "AgentView",
+            "CreateToken",
+            "TokenView",
+        ] {
+            assert!(schemas.contains_key(schema), "{path} lacks schema {schema}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_dashboard_page_is_served() {
+    let app = spawn_app().await;
+    let res = app.anon(Method::GET, "/").send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(res.text().await.unwrap().contains("Squadron"));
+}
+
+#[tokio::test]
+async fn graceful_shutdown_ends_open_streams() {
+    let app = spawn_app().await;
+    let squad = app.squad("Team", &[]).await;
+    let id = squad["id"].as_str().unwrap().to_owned();
+    let mut ws = app.ws(&app.admin).await;
+    ws.subscribe(&id, None).await;
+    let mut sse = app.sse(&app.admin, &id, None).await;
+    sse.next().await;
+    // Would hang (and fail on its timeout) if either stream kept the server up.
+    app.stop().await;
+}
