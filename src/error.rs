@@ -113,13 +113,11 @@ impl From<CoreError> for ApiError {
 
 impl From<sea_orm::DbErr> for ApiError {
     fn from(err: sea_orm::DbErr) -> Self {
-        match err {
-            sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_) => {
-                tracing::warn!(error = %err, "database unavailable");
-                ApiError::Unavailable("the database is unavailable; try again".into())
-            }
-            err => ApiError::Internal(err.into()),
+        if squadron_actors::store::is_unavailable(&err) {
+            tracing::warn!(error = %err, "database unavailable");
+            return ApiError::Unavailable("the database is unavailable; try again".into());
         }
+        ApiError::Internal(err.into())
     }
 }
 

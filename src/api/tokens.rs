@@ -45,9 +45,9 @@ pub struct TokenView {
 #[derive(Serialize, ToSchema)]
 pub struct TokenCreated {
     #[serde(flatten)]
-    token: TokenView,
+    view: TokenView,
     /// The full token. It is shown only this once.
-    token_secret: String,
+    token: String,
 }
 
 impl TokenView {
@@ -98,12 +98,12 @@ pub async fn create(
         }
     };
     let minted = tokens::create(state.db(), admin.org_id, name, role, format).await?;
-    let token = TokenView::new(&state, minted.record);
+    let view = TokenView::new(&state, minted.record);
     Ok((
         StatusCode::CREATED,
         data(TokenCreated {
-            token,
-            token_secret: minted.secret,
+            view,
+            token: minted.secret,
         }),
     ))
 }

@@ -29,6 +29,11 @@ pub struct TestDb {
     _dir: tempfile::TempDir,
 }
 
+/// Whether the suite runs on PostgreSQL (`TEST_DATABASE_URL` set) rather than SQLite.
+pub fn on_postgres() -> bool {
+    std::env::var("TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty())
+}
+
 impl TestDb {
     pub async fn fresh() -> TestDb {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -63,6 +68,70 @@ fn with_database(url: &str, name: &str) -> String {
     match query {
         Some(q) => format!("{root}/{name}?{q}"),
         None => format!("{root}/{name}"),
+    }
+}
+
+/// A TCP proxy in front of the test's PostgreSQL that a test can cut and restore, to see how
+/// the server behaves when its database goes away.
+pub struct DbProxy {
+    pub url: String,
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    links: std::sync::Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
+    accept: JoinHandle<()>,
+}
+
+impl DbProxy {
+    /// Proxies the database of `url` (`postgres://user@host:port/db`).
+    pub async fn start(url: &str) -> DbProxy {
+        use std::sync::atomic::Ordering;
+        let rest = url.split_once('@').expect("user@host in the URL").1;
+        let upstream = rest.split('/').next().unwrap().to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = url.replace(&upstream, &listener.local_addr().unwrap().to_string());
+        let open = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let links = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let accept = tokio::spawn({
+            let (open, links) = (open.clone(), links.clone());
+            async move {
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    if !open.load(Ordering::SeqCst) {
+                        continue; // dropped: the connection is refused in effect
+                    }
+                    let upstream = upstream.clone();
+                    links.lock().unwrap().push(tokio::spawn(async move {
+                        if let Ok(mut outbound) = TcpStream::connect(upstream).await {
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    }));
+                }
+            }
+        });
+        DbProxy {
+            url,
+            open,
+            links,
+            accept,
+        }
+    }
+
+    /// Breaks every open connection and refuses new ones.
+    pub fn cut(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    pub fn restore(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for DbProxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
     }
 }
 

@@ -3,7 +3,7 @@
 
 use reqwest::Method;
 
-use crate::helpers::{body, spawn_app};
+use crate::helpers::{body, eventually, on_postgres, spawn_app, start, DbProxy, TestDb};
 
 #[tokio::test]
 async fn health_readiness_and_request_ids() {
@@ -126,4 +126,37 @@ async fn graceful_shutdown_ends_open_streams() {
     sse.next().await;
     // Would hang (and fail on its timeout) if either stream kept the server up.
     app.stop().await;
+}
+
+#[tokio::test]
+async fn a_lost_database_is_a_503_not_a_500_and_recovers() {
+    if !on_postgres() {
+        // SQLite is a file in-process: there is no connection to cut.
+        eprintln!("skipped on SQLite: needs a database behind a network connection");
+        return;
+    }
+    let db = TestDb::fresh().await;
+    let proxy = DbProxy::start(&db.url).await;
+    let url = proxy.url.clone();
+    let app = start(db, None, move |c| c.database_url = Some(url)).await;
+    assert_eq!(app.get("/api/squads").await.status(), 200);
+
+    proxy.cut();
+    let res = app.anon(Method::GET, "/readyz").send().await.unwrap();
+    assert_eq!(res.status(), 503);
+    let res = app.get("/api/squads").await;
+    assert_eq!(res.status(), 503);
+    assert_eq!(body(res).await["code"], "SERVICE_UNAVAILABLE");
+
+    proxy.restore();
+    eventually("the server is ready again", || async {
+        app.anon(Method::GET, "/readyz")
+            .send()
+            .await
+            .unwrap()
+            .status()
+            == 200
+    })
+    .await;
+    assert_eq!(app.get("/api/squads").await.status(), 200);
 }

@@ -19,7 +19,7 @@ async fn create_token(
 async fn a_token_is_shown_once_then_listed_by_prefix_only() {
     let app = spawn_app().await;
     let made = create_token(&app, json!({ "name": "Marketing site" })).await;
-    let secret = made["token_secret"].as_str().unwrap().to_owned();
+    let secret = made["token"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("pk_") && secret.len() > 40, "{secret}");
     assert_eq!(made["prefix"], format!("{}...", &secret[..11]));
     assert_eq!(made["status"], "active");
@@ -44,7 +44,7 @@ async fn a_token_is_shown_once_then_listed_by_prefix_only() {
     assert_eq!(row["name"], "Marketing site");
     assert_eq!(row["calls"], 0);
     assert!(row["last_used_at"].is_null());
-    assert!(row.get("token_secret").is_none() && row.get("token_hash").is_none());
+    assert!(row.get("token").is_none() && row.get("token_hash").is_none());
 
     // Usable both ways, on Mission Control and SquadOS routes; each call counted.
     let by_header = app
@@ -80,7 +80,7 @@ async fn msq_tokens_work_like_pk_tokens() {
         json!({ "name": "sdk", "format": "msq", "role": "admin" }),
     )
     .await;
-    let secret = made["token_secret"].as_str().unwrap();
+    let secret = made["token"].as_str().unwrap();
     assert!(secret.starts_with("msq-"));
     let res = app
         .as_token(secret, Method::GET, "/api/v1/tokens")
@@ -94,7 +94,7 @@ async fn msq_tokens_work_like_pk_tokens() {
 async fn only_admins_manage_tokens() {
     let app = spawn_app().await;
     let member = create_token(&app, json!({ "name": "member" })).await;
-    let member = member["token_secret"].as_str().unwrap();
+    let member = member["token"].as_str().unwrap();
     for (method, path) in [
         (Method::POST, "/api/v1/tokens"),
         (Method::GET, "/api/v1/tokens"),
@@ -133,7 +133,7 @@ async fn revoked_is_final_and_keeps_the_record_delete_removes_it() {
     let made = create_token(&app, json!({ "name": "leaky" })).await;
     let (id, secret) = (
         made["id"].as_str().unwrap(),
-        made["token_secret"].as_str().unwrap(),
+        made["token"].as_str().unwrap(),
     );
     assert_eq!(
         app.as_token(secret, Method::GET, "/api/squads")
@@ -201,7 +201,7 @@ async fn revoked_is_final_and_keeps_the_record_delete_removes_it() {
 async fn deleting_an_active_token_stops_it_at_once() {
     let app = spawn_app().await;
     let made = create_token(&app, json!({ "name": "short-lived" })).await;
-    let secret = made["token_secret"].as_str().unwrap();
+    let secret = made["token"].as_str().unwrap();
     assert_eq!(
         app.as_token(secret, Method::GET, "/api/squads")
             .send()
@@ -233,7 +233,7 @@ async fn deleting_an_active_token_stops_it_at_once() {
 async fn usage_counted_in_memory_survives_a_graceful_shutdown() {
     let app = spawn_app().await;
     let made = create_token(&app, json!({ "name": "counted" })).await;
-    let secret = made["token_secret"].as_str().unwrap().to_owned();
+    let secret = made["token"].as_str().unwrap().to_owned();
     for _ in 0..3 {
         assert_eq!(
             app.as_token(&secret, Method::GET, "/api/squads")
@@ -263,7 +263,7 @@ async fn usage_counted_in_memory_survives_a_graceful_shutdown() {
 async fn usage_is_flushed_in_batches_while_running() {
     let app = spawn_with(|c| c.usage_flush_ms = 50).await;
     let made = create_token(&app, json!({ "name": "batched" })).await;
-    let secret = made["token_secret"].as_str().unwrap().to_owned();
+    let secret = made["token"].as_str().unwrap().to_owned();
     for _ in 0..5 {
         app.as_token(&secret, Method::GET, "/api/squads")
             .send()

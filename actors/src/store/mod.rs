@@ -35,6 +35,23 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     Database::connect(options).await
 }
 
+/// True when `err` means the database could not be reached, rather than that the query was
+/// wrong: the caller should answer 503 and the client may retry.
+pub fn is_unavailable(err: &DbErr) -> bool {
+    use sea_orm::{sqlx, RuntimeErr};
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Query(RuntimeErr::SqlxError(e)) | DbErr::Exec(RuntimeErr::SqlxError(e)) => matches!(
+            **e,
+            sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed
+        ),
+        _ => false,
+    }
+}
+
 /// True when `err` is a unique-constraint violation (on either backend).
 pub fn is_unique_violation(err: &DbErr) -> bool {
     matches!(
