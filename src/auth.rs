@@ -1,6 +1,9 @@
 //! Who is calling. A credential comes as `x-api-key: ...` or `Authorization: Bearer ...`;
 //! it resolves to a [`Principal`] once per request, in the middleware that also applies the
-//! rate limit and counts the call.
+//! rate limit and counts the call. Organization tokens (`pk_`, `msq-`) act for their
+//! organization, as a person; squad keys (`mc_`) act as one agent of their squad, named by
+//! `X-Agent-Name`. Handlers take what they need as an extractor: [`OrgAuth`], [`AdminAuth`],
+//! [`SquadCaller`] or [`AgentCaller`].
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -9,6 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use dashmap::DashMap;
 use sea_orm::DatabaseConnection;
+use squadron_actors::squad::{AgentRef, Author};
 use squadron_actors::store::{self, tokens::Role};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
@@ -25,37 +29,51 @@ pub struct OrgPrincipal {
     pub role: Role,
 }
 
-#[derive(Clone, Debug)]
+/// A caller holding a squad key: the squad's own, or one agent's.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyPrincipal {
+    pub key_id: Uuid,
+    pub org_id: Uuid,
+    pub squad_id: Uuid,
+    /// Set for a per-agent key, which may act only as that agent.
+    pub agent_id: Option<Uuid>,
+}
+
+#[derive(Clone, Copy, Debug)]
 pub enum Principal {
     Org(OrgPrincipal),
+    Key(KeyPrincipal),
 }
 
 impl Principal {
     pub fn org_id(&self) -> Uuid {
         match self {
             Principal::Org(p) => p.org_id,
+            Principal::Key(k) => k.org_id,
         }
     }
 
-    fn token_id(&self) -> Uuid {
+    fn credential(&self) -> Uuid {
         match self {
             Principal::Org(p) => p.token_id,
+            Principal::Key(k) => k.key_id,
         }
     }
 
-    fn rate_key(&self) -> RateKey {
-        RateKey {
-            credential: self.token_id(),
-            agent: None,
+    /// The one squad a squad key may see; `None` for an organization token (all of its own).
+    pub fn only_squad(&self) -> Option<Uuid> {
+        match self {
+            Principal::Org(_) => None,
+            Principal::Key(k) => Some(k.squad_id),
         }
     }
 }
 
-/// Resolves presented tokens, caching active ones by hash so a request costs no lookup.
-/// Revoking or deleting a token evicts it at once.
+/// Resolves presented tokens and keys, caching active ones by hash so a request costs no
+/// lookup. Revoking or deleting one evicts it at once.
 #[derive(Default)]
 pub struct TokenAuth {
-    active: DashMap<String, OrgPrincipal>,
+    active: DashMap<String, Principal>,
 }
 
 impl TokenAuth {
@@ -66,7 +84,20 @@ impl TokenAuth {
     ) -> Result<Principal, ApiError> {
         let hash = store::tokens::hash(presented);
         if let Some(p) = self.active.get(&hash) {
-            return Ok(Principal::Org(*p));
+            return Ok(*p);
+        }
+        if presented.starts_with(store::keys::LEAD) {
+            let Some(key) = store::keys::find_by_hash(db, &hash).await? else {
+                return Err(unauthorized("invalid", "invalid squad key"));
+            };
+            let principal = Principal::Key(KeyPrincipal {
+                key_id: key.id,
+                org_id: key.org_id,
+                squad_id: key.squad_id,
+                agent_id: key.agent_id,
+            });
+            self.active.insert(hash, principal);
+            return Ok(principal);
         }
         let Some(token) = store::tokens::find_by_hash(db, &hash).await? else {
             return Err(unauthorized("invalid", "invalid API token"));
@@ -83,7 +114,7 @@ impl TokenAuth {
             org_id: token.org_id,
             role: Role::parse(&token.role).unwrap_or(Role::Member),
         };
-        self.active.insert(hash, principal);
+        self.active.insert(hash, Principal::Org(principal));
         Ok(Principal::Org(principal))
     }
 
@@ -118,11 +149,61 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Princ
         ));
     };
     let principal = state.tokens.resolve(state.db(), token).await?;
-    state.usage.record(principal.token_id());
+    if let Principal::Org(p) = principal {
+        state.usage.record(p.token_id);
+    }
     Ok(principal)
 }
 
-/// Middleware for every authenticated route: who, then how often, then the handler.
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// The agent a squad key acts as: its own for a per-agent key (`X-Agent-Name`, if given,
+/// must name it), or the one `X-Agent-Name` names for the squad's key.
+pub async fn key_agent(
+    state: &AppState,
+    key: &KeyPrincipal,
+    headers: &HeaderMap,
+) -> Result<AgentRef, ApiError> {
+    let named = header(headers, "x-agent-name");
+    let db = state.db();
+    match key.agent_id {
+        Some(agent_id) => {
+            let (_, agent) = state.directory.by_id(db, agent_id).await?.ok_or_else(|| {
+                ApiError::Unauthorized("this key's agent no longer exists".into())
+            })?;
+            match named {
+                Some(name) if !name.eq_ignore_ascii_case(&agent.name) => {
+                    Err(ApiError::Forbidden(format!(
+                        "this key belongs to {}; it cannot act as {name:?}",
+                        agent.name
+                    )))
+                }
+                _ => Ok(agent),
+            }
+        }
+        None => {
+            let name = named.ok_or_else(|| {
+                ApiError::Validation("X-Agent-Name is required with a squad key".into())
+            })?;
+            state
+                .directory
+                .by_name(db, key.squad_id, name)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::Forbidden(format!("no agent named {name:?} in this squad"))
+                })
+        }
+    }
+}
+
+/// Middleware for every authenticated route: who, then how often, then the handler. A squad
+/// key's agent is resolved here, so agents sharing one key each get their own rate bucket.
 pub async fn require_auth(
     State(state): State<AppState>,
     mut request: Request,
@@ -132,8 +213,25 @@ pub async fn require_auth(
         Ok(p) => p,
         Err(err) => return err.into_response(),
     };
+    let mut rate_key = RateKey {
+        credential: principal.credential(),
+        agent: None,
+    };
+    if let Principal::Key(key) = &principal {
+        match key_agent(&state, key, request.headers()).await {
+            Ok(agent) => {
+                rate_key.agent = Some(agent.id);
+                request.extensions_mut().insert(Caller {
+                    org_id: key.org_id,
+                    squad_id: key.squad_id,
+                    author: Author::Agent(agent),
+                });
+            }
+            Err(err) => return err.into_response(),
+        }
+    }
     let class = RouteClass::of(request.uri().path());
-    let allowed = match state.limits.check(class, &principal.rate_key()) {
+    let allowed = match state.limits.check(class, &rate_key) {
         Ok(allowed) => allowed,
         Err(err) => return err.into_response(),
     };
@@ -159,7 +257,68 @@ impl<S: Send + Sync> FromRequestParts<S> for OrgAuth {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         match parts.extensions.get::<Principal>() {
             Some(Principal::Org(p)) => Ok(OrgAuth(*p)),
+            Some(Principal::Key(_)) => Err(ApiError::Forbidden(
+                "this route needs an organization token, not a squad key".into(),
+            )),
             None => Err(ApiError::Unauthorized("authentication required".into())),
+        }
+    }
+}
+
+/// Who acts on a squad's Mission Control routes: an agent (squad key and `X-Agent-Name`), or
+/// a person with an organization token naming the squad in `X-Squad-Id`.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub org_id: Uuid,
+    pub squad_id: Uuid,
+    pub author: Author,
+}
+
+/// A handler argument: a [`Caller`] of a squad.
+pub struct SquadCaller(pub Caller);
+
+impl FromRequestParts<AppState> for SquadCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(SquadCaller(caller.clone()));
+        }
+        let OrgAuth(org) = OrgAuth::from_request_parts(parts, state).await?;
+        let raw = header(&parts.headers, "x-squad-id").ok_or_else(|| {
+            ApiError::Validation("X-Squad-Id is required with an organization token".into())
+        })?;
+        let squad_id = Uuid::parse_str(raw)
+            .map_err(|_| ApiError::Validation("X-Squad-Id must be a UUID".into()))?;
+        store::squads::get(state.db(), org.org_id, squad_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("squad"))?;
+        let caller = Caller {
+            org_id: org.org_id,
+            squad_id,
+            author: Author::Human,
+        };
+        parts.extensions.insert(caller.clone());
+        Ok(SquadCaller(caller))
+    }
+}
+
+/// A handler argument: a [`Caller`] who is one of the squad's agents.
+pub struct AgentCaller(pub Caller, pub AgentRef);
+
+impl FromRequestParts<AppState> for AgentCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let SquadCaller(caller) = SquadCaller::from_request_parts(parts, state).await?;
+        match &caller.author {
+            Author::Agent(agent) => {
+                let agent = agent.clone();
+                Ok(AgentCaller(caller, agent))
+            }
+            Author::Human => Err(ApiError::Forbidden(
+                "this route is for agents: use a squad key (mc_...) with X-Agent-Name".into(),
+            )),
         }
     }
 }

@@ -146,6 +146,21 @@ pub struct Config {
         global = true
     )]
     pub ticket_ttl_secs: u64,
+    /// The URL clients reach this server at, for the links it hands out (setup URLs).
+    /// Default: `http://` and the bind address.
+    #[arg(long, env = "SQUADRON_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+    /// How long a squad's one-time setup token stays valid, in seconds.
+    #[arg(long, env = "SQUADRON_SETUP_TTL_SECS", default_value_t = 24 * 3600, global = true)]
+    pub setup_ttl_secs: u64,
+    /// How often agents' presence (status, last heartbeat) is written, in milliseconds.
+    #[arg(
+        long,
+        env = "SQUADRON_PRESENCE_FLUSH_MS",
+        default_value_t = 1_000,
+        global = true
+    )]
+    pub presence_flush_ms: u64,
     /// How often token usage (calls, last used) is written to the database, in milliseconds.
     #[arg(
         long,
@@ -160,6 +175,13 @@ impl Config {
     /// The defaults, ignoring the command line (tests start from this).
     pub fn defaults() -> Config {
         Cli::parse_from(["squadron"]).config
+    }
+
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.bind),
+        }
     }
 
     pub fn database_url(&self) -> String {

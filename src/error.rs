@@ -104,6 +104,8 @@ impl From<CoreError> for ApiError {
     fn from(err: CoreError) -> Self {
         match err {
             CoreError::NotFound(what) => ApiError::not_found(what),
+            CoreError::Invalid(msg) => ApiError::Validation(msg),
+            CoreError::Unauthorized(msg) => ApiError::Unauthorized(msg),
             CoreError::Conflict(msg) => ApiError::Conflict(msg),
             CoreError::Unavailable(msg) => ApiError::Unavailable(msg),
             CoreError::Db(err) => err.into(),

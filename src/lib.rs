@@ -5,6 +5,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod directory;
 pub mod error;
 pub mod live;
 pub mod metrics;

@@ -14,7 +14,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::extract::BodyLimit;
-use crate::api::{ops, squads, tokens};
+use crate::api::mission_control::{
+    agents, board, documents, notifications, setup, squads, tasks, watch_items,
+};
+use crate::api::ops;
+use crate::api::squados::tokens;
 use crate::error;
 use crate::live::{sse, tickets, ws};
 use crate::state::AppState;
@@ -64,11 +68,40 @@ pub fn build(state: AppState) -> Router {
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
-        .routes(routes!(ws::upgrade));
+        .routes(routes!(ws::upgrade))
+        .routes(routes!(setup::redeem));
     let mission_control = OpenApiRouter::new()
         .routes(routes!(squads::create, squads::index))
         .routes(routes!(squads::show))
         .routes(routes!(squads::agents, squads::add_agent))
+        .routes(routes!(squads::update_agent, squads::delete_agent))
+        .routes(routes!(agents::heartbeat))
+        .routes(routes!(agents::me))
+        .routes(routes!(tasks::index, tasks::create))
+        .routes(routes!(tasks::queue))
+        .routes(routes!(tasks::show, tasks::update, tasks::delete))
+        .routes(routes!(tasks::claim))
+        .routes(routes!(tasks::comments, tasks::comment))
+        .routes(routes!(tasks::assignees, tasks::assign, tasks::unassign))
+        .routes(routes!(notifications::index))
+        .routes(routes!(notifications::deliver))
+        .routes(routes!(notifications::health))
+        .routes(routes!(notifications::stream))
+        .routes(routes!(board::agents))
+        .routes(routes!(board::tasks))
+        .routes(routes!(board::activities))
+        .routes(routes!(documents::index, documents::create))
+        .routes(routes!(
+            documents::show,
+            documents::update,
+            documents::delete
+        ))
+        .routes(routes!(watch_items::index, watch_items::create))
+        .routes(routes!(
+            watch_items::show,
+            watch_items::update,
+            watch_items::delete
+        ))
         .routes(routes!(tickets::create))
         .routes(routes!(sse::squad_events));
     let squados = OpenApiRouter::new()

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::TokenAuth;
 use crate::config::Config;
+use crate::directory::Directory;
 use crate::live::tickets::Tickets;
 use crate::ratelimit::RateLimits;
 use crate::state::{App, AppState};
@@ -92,6 +93,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         idle_after: (config.actor_idle_secs > 0)
             .then(|| Duration::from_secs(config.actor_idle_secs)),
         call_timeout: Duration::from_secs(10),
+        setup_ttl: Duration::from_secs(config.setup_ttl_secs),
     };
     let (core, root) = Core::start(db, hub, settings)
         .await
@@ -103,6 +105,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         limits: RateLimits::new(&config),
         tickets: Tickets::new(Duration::from_secs(config.ticket_ttl_secs)),
         tokens: TokenAuth::default(),
+        directory: Directory::default(),
         usage: Usage::default(),
         metrics: crate::metrics::handle(),
         shutdown: CancellationToken::new(),

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::TokenAuth;
 use crate::config::Config;
+use crate::directory::Directory;
 use crate::live::tickets::Tickets;
 use crate::ratelimit::RateLimits;
 use crate::usage::Usage;
@@ -17,6 +18,7 @@ pub struct App {
     pub config: Config,
     pub core: Core,
     pub tokens: TokenAuth,
+    pub directory: Directory,
     pub usage: Usage,
     pub limits: RateLimits,
     pub tickets: Tickets,

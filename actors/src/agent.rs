@@ -1,12 +1,22 @@
-//! `AgentActor`: one agent's presence. Its state is reloaded from the store whenever it starts.
+//! `AgentActor`: one agent's presence and its queue of undelivered notifications. It answers
+//! heartbeats from memory, marks itself offline when it misses 1.5x its own heartbeat interval,
+//! and hands out a notification until, and never after, the agent acknowledges it.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use chrono::Utc;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde_json::json;
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::store::entity::agent;
-use crate::{store, Alive, Shared};
+use crate::domain::AgentStatus;
+use crate::live::LiveEvent;
+use crate::presence::PresenceRow;
+use crate::squad::SquadMsg;
+use crate::store::entity::{agent, notification};
+use crate::{store, Alive, CoreError, Shared};
 
 pub struct AgentActor;
 
@@ -14,18 +24,192 @@ pub struct AgentArgs {
     pub agent_id: Uuid,
     /// The agent as its squad just loaded it; `None` makes the actor read it from the store.
     pub initial: Option<agent::Model>,
+    pub squad: ActorRef<SquadMsg>,
     pub shared: Arc<Shared>,
 }
 
+/// What a heartbeat says.
+#[derive(Clone, Debug)]
+pub struct Beat {
+    pub status: AgentStatus,
+    /// `None`: unchanged; `Some(None)`: no current task.
+    pub current_task_id: Option<Option<Uuid>>,
+    pub local_soul_md_hash: Option<String>,
+}
+
+/// What a heartbeat is told.
+#[derive(Clone, Debug)]
+pub struct BeatReply {
+    pub agent: agent::Model,
+    pub notifications: Vec<notification::Model>,
+    pub soul_md_changed: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivered {
+    Now,
+    Already,
+}
+
 pub enum AgentMsg {
-    Presence(RpcReplyPort<agent::Model>),
+    Heartbeat(Beat, RpcReplyPort<Result<BeatReply, CoreError>>),
+    /// The agent as it is now, presence included.
+    Me(RpcReplyPort<agent::Model>),
+    Pending(RpcReplyPort<Vec<notification::Model>>),
+    Deliver(Uuid, RpcReplyPort<Result<Delivered, CoreError>>),
+    /// New notifications, stored by the squad.
+    Notified(Vec<notification::Model>),
+    /// Notifications that failed (their task is gone): drop them from the queue.
+    Forget(Vec<Uuid>),
+    /// The agent's spec or SOUL.md changed.
+    Updated(agent::Model),
+    CheckStale,
     #[cfg(feature = "test-hooks")]
     Panic,
 }
 
 pub struct AgentState {
+    shared: Arc<Shared>,
+    squad: ActorRef<SquadMsg>,
     agent: agent::Model,
+    pending: Vec<notification::Model>,
+    /// When the last heartbeat arrived (by this process's clock).
+    last_beat: Instant,
+    stale_timer: JoinHandle<()>,
     _alive: Alive,
+}
+
+impl AgentState {
+    fn interval(&self) -> Duration {
+        Duration::from_secs(self.agent.heartbeat_interval_secs.max(1) as u64)
+    }
+
+    fn status(&self) -> AgentStatus {
+        AgentStatus::parse(&self.agent.status).unwrap_or(AgentStatus::Offline)
+    }
+
+    fn record_presence(&self) {
+        self.shared.presence.record(
+            self.agent.id,
+            PresenceRow {
+                status: self.agent.status.clone(),
+                last_heartbeat_at: self.agent.last_heartbeat_at,
+                current_task_id: self.agent.current_task_id,
+            },
+        );
+    }
+
+    fn set_status(&mut self, to: AgentStatus) {
+        let from = self.status();
+        if from == to {
+            return;
+        }
+        self.agent.status = to.as_str().to_owned();
+        let _ = self.squad.cast(SquadMsg::AgentStatus {
+            agent_id: self.agent.id,
+            name: self.agent.name.clone(),
+            from,
+            to,
+        });
+    }
+
+    async fn heartbeat(&mut self, beat: Beat) -> Result<BeatReply, CoreError> {
+        if let Some(Some(task_id)) = beat.current_task_id {
+            if self.agent.current_task_id != Some(task_id)
+                && store::tasks::get(&self.shared.db, self.agent.squad_id, task_id)
+                    .await?
+                    .is_none()
+            {
+                return Err(CoreError::Invalid(format!(
+                    "current_task_id {task_id} is not a task of this squad"
+                )));
+            }
+        }
+        self.last_beat = Instant::now();
+        self.agent.last_heartbeat_at = Some(Utc::now());
+        if let Some(task) = beat.current_task_id {
+            self.agent.current_task_id = task;
+        }
+        self.set_status(beat.status);
+        self.record_presence();
+        self.publish_heartbeat();
+        let soul_md_changed = beat.local_soul_md_hash.is_some_and(|hash| {
+            !self.agent.soul_md_hash.is_empty() && hash != self.agent.soul_md_hash
+        });
+        Ok(BeatReply {
+            agent: self.agent.clone(),
+            notifications: self.pending.clone(),
+            soul_md_changed,
+        })
+    }
+
+    /// Heartbeats are news for dashboards, not history: published, never stored.
+    fn publish_heartbeat(&self) {
+        let squad_id = self.agent.squad_id;
+        if !self.shared.hub.is_watched(squad_id) {
+            return;
+        }
+        let data = json!({ "agent": {
+            "id": self.agent.id,
+            "name": self.agent.name,
+            "status": self.agent.status,
+            "current_task_id": self.agent.current_task_id,
+            "last_heartbeat_at": self.agent.last_heartbeat_at,
+        }});
+        let event = LiveEvent::new(squad_id, None, "agent.heartbeat", &data, Utc::now());
+        self.shared.hub.publish(Arc::new(event));
+    }
+
+    async fn deliver(&mut self, id: Uuid) -> Result<Delivered, CoreError> {
+        let Some(at) = self.pending.iter().position(|n| n.id == id) else {
+            return match store::notifications::get(&self.shared.db, self.agent.id, id).await? {
+                Some(n) if n.delivered_at.is_some() => Ok(Delivered::Already),
+                Some(_) => Err(CoreError::Conflict(
+                    "this notification can no longer be delivered".into(),
+                )),
+                None => Err(CoreError::NotFound("notification")),
+            };
+        };
+        // Stored first: once the agent is told "delivered", it is never handed out again.
+        store::notifications::mark_delivered(&self.shared.db, id, Utc::now()).await?;
+        let notification = self.pending.remove(at);
+        let _ = self.squad.cast(SquadMsg::Record(vec![(
+            "notification.delivered",
+            json!({
+                "message": format!("{} read a notification", self.agent.name),
+                "by": { "id": self.agent.id, "name": self.agent.name },
+                "notification": { "id": notification.id, "task_id": notification.task_id },
+            }),
+        )]));
+        Ok(Delivered::Now)
+    }
+
+    fn notified(&mut self, notifications: Vec<notification::Model>) {
+        for n in notifications {
+            if self.pending.iter().any(|p| p.id == n.id) {
+                continue; // already loaded from the store by a restart
+            }
+            let json = json!({ "type": "notification", "agent_id": self.agent.id, "notification": view(&n) });
+            self.shared.hub.publish(Arc::new(LiveEvent::ephemeral(
+                self.agent.id,
+                "notification",
+                json.to_string(),
+            )));
+            self.pending.push(n);
+        }
+    }
+}
+
+/// A notification as agents see it (seed 002).
+pub fn view(n: &notification::Model) -> serde_json::Value {
+    json!({
+        "id": n.id,
+        "kind": n.kind,
+        "content": n.content,
+        "task_id": n.task_id,
+        "message_id": n.message_id,
+        "created_at": n.created_at,
+    })
 }
 
 impl Actor for AgentActor {
@@ -35,19 +219,54 @@ impl Actor for AgentActor {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<AgentMsg>,
+        myself: ActorRef<AgentMsg>,
         args: AgentArgs,
     ) -> Result<AgentState, ActorProcessingErr> {
-        let agent = match args.initial {
+        let db = &args.shared.db;
+        let mut agent = match args.initial {
             Some(agent) => agent,
-            None => store::squads::agent(&args.shared.db, args.agent_id)
+            None => store::squads::agent(db, args.agent_id)
                 .await?
                 .ok_or("agent not found")?,
         };
+        args.shared.presence.overlay(&mut agent);
+        let pending = store::notifications::pending(db, agent.id).await?;
+        // Silent since before this start: count from its last stored heartbeat.
+        let since_beat = agent
+            .last_heartbeat_at
+            .and_then(|at| (Utc::now() - at).to_std().ok())
+            .unwrap_or_default();
+        let last_beat = Instant::now()
+            .checked_sub(since_beat)
+            .unwrap_or_else(Instant::now);
+        let interval = Duration::from_secs(agent.heartbeat_interval_secs.max(1) as u64);
+        let stale_timer = myself
+            .send_interval((interval / 4).max(Duration::from_millis(100)), || {
+                AgentMsg::CheckStale
+            });
+        args.shared.agents.insert(agent.id, myself.clone());
         Ok(AgentState {
+            shared: args.shared.clone(),
+            squad: args.squad,
             agent,
+            pending,
+            last_beat,
+            stale_timer,
             _alive: Alive::new("agent"),
         })
+    }
+
+    async fn post_stop(
+        &self,
+        myself: ActorRef<AgentMsg>,
+        state: &mut AgentState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.stale_timer.abort();
+        state
+            .shared
+            .agents
+            .remove_if(&state.agent.id, |_, a| a.get_id() == myself.get_id());
+        Ok(())
     }
 
     async fn handle(
@@ -57,8 +276,33 @@ impl Actor for AgentActor {
         state: &mut AgentState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            AgentMsg::Presence(reply) => {
+            AgentMsg::Heartbeat(beat, reply) => {
+                let _ = reply.send(state.heartbeat(beat).await);
+            }
+            AgentMsg::Me(reply) => {
                 let _ = reply.send(state.agent.clone());
+            }
+            AgentMsg::Pending(reply) => {
+                let _ = reply.send(state.pending.clone());
+            }
+            AgentMsg::Deliver(id, reply) => {
+                let _ = reply.send(state.deliver(id).await);
+            }
+            AgentMsg::Notified(notifications) => state.notified(notifications),
+            AgentMsg::Forget(ids) => state.pending.retain(|n| !ids.contains(&n.id)),
+            AgentMsg::Updated(mut agent) => {
+                // Presence is this actor's; the rest comes from the squad.
+                agent.status = state.agent.status.clone();
+                agent.last_heartbeat_at = state.agent.last_heartbeat_at;
+                agent.current_task_id = state.agent.current_task_id;
+                state.agent = agent;
+            }
+            AgentMsg::CheckStale => {
+                let limit = state.interval().mul_f64(1.5);
+                if state.status() != AgentStatus::Offline && state.last_beat.elapsed() > limit {
+                    state.set_status(AgentStatus::Offline);
+                    state.record_presence();
+                }
             }
             #[cfg(feature = "test-hooks")]
             AgentMsg::Panic => panic!("test hook: agent {} panics", state.agent.id),

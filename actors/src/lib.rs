@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod domain;
 pub mod live;
+pub mod presence;
 pub mod root;
 pub mod squad;
 pub mod store;
@@ -17,8 +18,10 @@ use ractor::{Actor, ActorRef, ActorStatus, MessagingErr, RpcReplyPort};
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use uuid::Uuid;
 
+use crate::agent::AgentMsg;
 use crate::domain::NewSquad;
 use crate::live::{LiveEvent, LiveHub};
+use crate::presence::Presence;
 use crate::root::{Root, RootMsg};
 use crate::squad::SquadMsg;
 use crate::store::entity::{agent as agent_entity, squad as squad_entity};
@@ -30,12 +33,17 @@ pub struct Settings {
     pub idle_after: Option<Duration>,
     /// How long the HTTP layer waits for an actor's reply.
     pub call_timeout: Duration,
+    /// How long a squad's one-time setup token stays valid.
+    pub setup_ttl: Duration,
 }
 
-/// What every actor needs: the database, the live hub, the settings.
+/// What every actor needs: the database, the live hub, presence written behind, the settings,
+/// and the registry of running agent actors (which agent actors keep up to date themselves).
 pub struct Shared {
     pub db: DatabaseConnection,
     pub hub: Arc<LiveHub>,
+    pub presence: Presence,
+    pub agents: DashMap<Uuid, ActorRef<AgentMsg>>,
     pub settings: Settings,
 }
 
@@ -46,6 +54,11 @@ pub type Registry = DashMap<Uuid, ActorRef<SquadMsg>>;
 pub enum CoreError {
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The request cannot be carried out as given (a 400).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Unauthorized(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -86,7 +99,13 @@ impl Core {
         hub: Arc<LiveHub>,
         settings: Settings,
     ) -> Result<(Core, tokio::task::JoinHandle<()>), ractor::SpawnErr> {
-        let shared = Arc::new(Shared { db, hub, settings });
+        let shared = Arc::new(Shared {
+            db,
+            hub,
+            presence: Presence::default(),
+            agents: DashMap::new(),
+            settings,
+        });
         let registry = Arc::new(Registry::new());
         let (root, handle) = Actor::spawn(None, Root, (shared.clone(), registry.clone())).await?;
         Ok((
@@ -112,27 +131,34 @@ impl Core {
         self.root.stop(Some("shutdown".into()));
     }
 
-    /// Creates a squad with its first agents and its first event, in one transaction. No
-    /// actor exists for a squad that does not exist yet, so nothing can race this write.
+    /// Creates a squad with the specs of its first agents and its first event, in one
+    /// transaction; returns it with its one-time setup token. No actor exists for a squad
+    /// that does not exist yet, so nothing can race this write.
     pub async fn create_squad(
         &self,
         org_id: Uuid,
         new: &NewSquad,
-    ) -> Result<(squad_entity::Model, Vec<agent_entity::Model>), CoreError> {
+    ) -> Result<(squad_entity::Model, Vec<agent_entity::Model>, String), CoreError> {
+        let mut bytes = [0u8; 24];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+        let setup_token = format!("st_{}", hex::encode(bytes));
+        let expires = chrono::Utc::now() + self.shared.settings.setup_ttl;
         let txn = self.db().begin().await?;
-        let squad = store::squads::insert(&txn, org_id, new).await?;
+        let setup = (store::tokens::hash(&setup_token), expires);
+        let squad = store::squads::insert(&txn, org_id, new, setup).await?;
         let mut agents = Vec::with_capacity(new.agents.len());
         for spec in &new.agents {
             agents.push(store::squads::insert_agent(&txn, &squad, spec).await?);
         }
         let data = serde_json::json!({
+            "message": format!("Squad {} was created", squad.name),
             "squad": { "id": squad.id, "name": squad.name },
             "agents": agents.iter().map(squad::agent_brief).collect::<Vec<_>>(),
         });
         let event = store::events::append(&txn, squad.id, 1, "squad.created", data).await?;
         txn.commit().await?;
         self.hub().publish(Arc::new(LiveEvent::from(&event)));
-        Ok((squad, agents))
+        Ok((squad, agents, setup_token))
     }
 
     /// The squad's running actor, spawned from the store if it is not running.
@@ -197,6 +223,52 @@ impl Core {
         self.registry
             .get(&squad_id)
             .is_some_and(|a| a.get_status() == ActorStatus::Running)
+    }
+
+    /// The agent's running actor (its squad, and so the agent, started if need be).
+    pub async fn agent(
+        &self,
+        squad_id: Uuid,
+        agent_id: Uuid,
+    ) -> Result<ActorRef<AgentMsg>, CoreError> {
+        let running = |core: &Core| {
+            core.shared
+                .agents
+                .get(&agent_id)
+                .filter(|a| a.get_status() == ActorStatus::Running)
+                .map(|a| a.clone())
+        };
+        if let Some(actor) = running(self) {
+            return Ok(actor);
+        }
+        self.squad(squad_id).await?;
+        running(self).ok_or(CoreError::NotFound("agent"))
+    }
+
+    /// Sends the agent's actor a request and awaits its reply.
+    pub async fn call_agent<T, F>(
+        &self,
+        squad_id: Uuid,
+        agent_id: Uuid,
+        make: F,
+    ) -> Result<T, CoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(RpcReplyPort<T>) -> AgentMsg,
+    {
+        let actor = self.agent(squad_id, agent_id).await?;
+        match actor
+            .call(make, Some(self.shared.settings.call_timeout))
+            .await
+        {
+            Ok(CallResult::Success(reply)) => Ok(reply),
+            Ok(CallResult::Timeout) => Err(CoreError::Unavailable(
+                "the agent did not answer in time".into(),
+            )),
+            _ => Err(CoreError::Unavailable(
+                "the agent is restarting; try again".into(),
+            )),
+        }
     }
 
     /// Sends without waiting for an answer (used by the test hooks).

@@ -1,37 +1,42 @@
-//! The live hub: one broadcast channel per watched squad. Squad actors publish here after an
-//! event is stored; WebSocket and SSE subscribers read from here. Living outside the actors,
-//! subscriptions survive an actor's restart or idle stop.
+//! The live hub: one broadcast channel per watched squad (and per agent, for its own
+//! notifications). Squad actors publish here after an event is stored; WebSocket and SSE
+//! subscribers read from here. Living outside the actors, subscriptions survive an actor's
+//! restart or idle stop.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use dashmap::DashMap;
+use serde_json::Value;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use crate::store::entity::event;
 
-/// A stored event, with its wire form rendered once for every subscriber.
+/// A message for live subscribers, its wire form rendered once for all of them.
 #[derive(Debug)]
 pub struct LiveEvent {
-    pub squad_id: Uuid,
-    pub seq: i64,
+    /// The squad (or agent) whose subscribers get it.
+    pub channel: Uuid,
+    /// The stored event's sequence number; `None` for ephemeral news (heartbeats, an agent's
+    /// notifications), which is not replayed.
+    pub seq: Option<i64>,
     pub kind: String,
-    /// `{"type":"event","squad_id":..,"seq":..,"created_at":..,"event":{"kind":..,...}}`
     pub json: String,
 }
 
 impl LiveEvent {
+    /// `{"type":"event","squad_id":..,"seq":..,"created_at":..,"event":{"kind":..,...}}`
     pub fn new(
         squad_id: Uuid,
-        seq: i64,
+        seq: Option<i64>,
         kind: &str,
-        data: &serde_json::Value,
+        data: &Value,
         at: DateTime<Utc>,
     ) -> Self {
         let mut body = serde_json::Map::new();
         body.insert("kind".into(), kind.into());
-        if let serde_json::Value::Object(fields) = data {
+        if let Value::Object(fields) = data {
             body.extend(fields.clone());
         }
         let json = serde_json::json!({
@@ -43,8 +48,18 @@ impl LiveEvent {
         })
         .to_string();
         LiveEvent {
-            squad_id,
+            channel: squad_id,
             seq,
+            kind: kind.to_owned(),
+            json,
+        }
+    }
+
+    /// An unsequenced message on `channel` whose wire form is `json` as given.
+    pub fn ephemeral(channel: Uuid, kind: &str, json: String) -> Self {
+        LiveEvent {
+            channel,
+            seq: None,
             kind: kind.to_owned(),
             json,
         }
@@ -53,7 +68,7 @@ impl LiveEvent {
 
 impl From<&event::Model> for LiveEvent {
     fn from(e: &event::Model) -> Self {
-        LiveEvent::new(e.squad_id, e.seq, &e.kind, &e.data, e.created_at)
+        LiveEvent::new(e.squad_id, Some(e.seq), &e.kind, &e.data, e.created_at)
     }
 }
 
@@ -71,25 +86,32 @@ impl LiveHub {
         }
     }
 
-    pub fn subscribe(&self, squad_id: Uuid) -> broadcast::Receiver<Arc<LiveEvent>> {
+    pub fn subscribe(&self, channel: Uuid) -> broadcast::Receiver<Arc<LiveEvent>> {
         self.channels
-            .entry(squad_id)
+            .entry(channel)
             .or_insert_with(|| broadcast::channel(self.capacity).0)
             .subscribe()
+    }
+
+    /// Whether anyone listens on `channel` (to skip rendering news nobody would read).
+    pub fn is_watched(&self, channel: Uuid) -> bool {
+        self.channels
+            .get(&channel)
+            .is_some_and(|tx| tx.receiver_count() > 0)
     }
 
     /// Hands the event to every current subscriber without waiting for any of them.
     pub fn publish(&self, event: Arc<LiveEvent>) {
         metrics::counter!("squadron_events_published_total").increment(1);
-        let squad_id = event.squad_id;
-        let unheard = match self.channels.get(&squad_id) {
+        let channel = event.channel;
+        let unheard = match self.channels.get(&channel) {
             Some(tx) => tx.send(event).is_err(),
             None => false,
         };
         if unheard {
             // Nobody listens any more: drop the channel so idle squads cost nothing.
             self.channels
-                .remove_if(&squad_id, |_, tx| tx.receiver_count() == 0);
+                .remove_if(&channel, |_, tx| tx.receiver_count() == 0);
         }
     }
 }

@@ -2,8 +2,8 @@
 
 pub mod envelope;
 pub mod extract;
+pub mod mission_control;
 pub mod ops;
-pub mod squads;
+pub mod squados;
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks;
-pub mod tokens;

@@ -106,11 +106,15 @@ pub fn squad_stream(
         }
         loop {
             match live.recv().await {
-                Ok(event) if event.seq <= last => continue,
-                Ok(event) => {
-                    last = event.seq;
-                    yield Outgoing::Event(event);
-                }
+                // Ephemeral news has no sequence: it is never replayed, nor skipped.
+                Ok(event) => match event.seq {
+                    None => yield Outgoing::Event(event),
+                    Some(seq) if seq <= last => continue,
+                    Some(seq) => {
+                        last = seq;
+                        yield Outgoing::Event(event);
+                    }
+                },
                 Err(RecvError::Lagged(missed)) => {
                     metrics::counter!("squadron_live_resyncs_total").increment(1);
                     yield Outgoing::Resync { squad_id, last_seq: last, missed };

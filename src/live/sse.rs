@@ -2,16 +2,18 @@
 
 use std::convert::Infallible;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::Extension;
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use squadron_actors::store;
 use uuid::Uuid;
 
 use super::{squad_stream, LiveConnection, Outgoing};
-use crate::auth::OrgAuth;
+use crate::api::extract::Query;
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -33,7 +35,11 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 fn sse_event(item: Outgoing) -> Event {
     let data = item.json();
     match item {
-        Outgoing::Event(event) => Event::default().id(event.seq.to_string()).data(data),
+        // Ephemeral news carries no id, so a client's Last-Event-ID stays on stored events.
+        Outgoing::Event(event) => match event.seq {
+            Some(seq) => Event::default().id(seq.to_string()).data(data),
+            None => Event::default().data(data),
+        },
         Outgoing::Subscribed { .. } => Event::default().event("subscribed").data(data),
         Outgoing::Resync { .. } => Event::default().event("resync").data(data),
         Outgoing::Failed { .. } => Event::default().event("error").data(data),
@@ -49,16 +55,27 @@ fn sse_event(item: Outgoing) -> Event {
     responses((status = 200, content_type = "text/event-stream"), (status = 400), (status = 401), (status = 404)))]
 pub async fn squad_events(
     State(state): State<AppState>,
-    OrgAuth(caller): OrgAuth,
+    Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     Query(query): Query<EventsQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let squad_id = match header(&headers, "x-squad-id") {
-        Some(raw) => Uuid::parse_str(raw)
-            .map_err(|_| ApiError::Validation("X-Squad-Id must be a UUID".into()))?,
-        None => query.squad_id.ok_or_else(|| {
-            ApiError::Validation("name the squad with X-Squad-Id or ?squad_id=".into())
-        })?,
+    let named = match header(&headers, "x-squad-id") {
+        Some(raw) => Some(
+            Uuid::parse_str(raw)
+                .map_err(|_| ApiError::Validation("X-Squad-Id must be a UUID".into()))?,
+        ),
+        None => query.squad_id,
+    };
+    // A squad key watches its own squad; an organization token names one of its squads.
+    let squad_id = match (named, principal.only_squad()) {
+        (Some(id), Some(own)) if id != own => return Err(ApiError::not_found("squad")),
+        (_, Some(own)) => own,
+        (Some(id), None) => id,
+        (None, None) => {
+            return Err(ApiError::Validation(
+                "name the squad with X-Squad-Id or ?squad_id=".into(),
+            ))
+        }
     };
     let since = match header(&headers, "last-event-id") {
         Some(raw) => Some(raw.parse::<i64>().map_err(|_| {
@@ -66,7 +83,7 @@ pub async fn squad_events(
         })?),
         None => query.since,
     };
-    store::squads::get(state.db(), caller.org_id, squad_id)
+    store::squads::get(state.db(), principal.org_id(), squad_id)
         .await?
         .ok_or_else(|| ApiError::not_found("squad"))?;
 

@@ -14,6 +14,7 @@ use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 use squadron_actors::store;
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -22,6 +23,7 @@ use super::{squad_stream, LiveConnection};
 use crate::auth::{self, Principal};
 use crate::error::ApiError;
 use crate::state::AppState;
+use squadron_actors::squad::AgentRef;
 
 /// Messages queued for one socket. A socket slower than this backs up its subscriptions,
 /// which then lag and resync; the squads never wait for it.
@@ -59,10 +61,20 @@ pub async fn upgrade(
             .ok_or_else(|| ApiError::Unauthorized("invalid or expired live ticket".into()))?,
         None => auth::authenticate(&state, &headers).await?,
     };
-    Ok(ws.on_upgrade(move |socket| connection(state, principal, socket)))
+    // An agent's own socket also carries its notifications, the moment they are made.
+    let agent = match &principal {
+        Principal::Key(key) => auth::key_agent(&state, key, &headers).await.ok(),
+        Principal::Org(_) => None,
+    };
+    Ok(ws.on_upgrade(move |socket| connection(state, principal, agent, socket)))
 }
 
-async fn connection(state: AppState, principal: Principal, socket: WebSocket) {
+async fn connection(
+    state: AppState,
+    principal: Principal,
+    agent: Option<AgentRef>,
+    socket: WebSocket,
+) {
     let _open = LiveConnection::open("ws");
     let (mut sink, mut incoming) = socket.split();
     let (outbox, mut queued) = mpsc::channel::<String>(OUTBOX);
@@ -75,6 +87,24 @@ async fn connection(state: AppState, principal: Principal, socket: WebSocket) {
         let _ = sink.close().await;
     });
     let mut subscriptions: HashMap<Uuid, JoinHandle<()>> = HashMap::new();
+    let notifications = agent.map(|agent| {
+        let mut live = state.core.hub().subscribe(agent.id);
+        let outbox = outbox.clone();
+        tokio::spawn(async move {
+            loop {
+                match live.recv().await {
+                    Ok(event) => {
+                        if outbox.send(event.json.clone()).await.is_err() {
+                            return;
+                        }
+                    }
+                    // Lagging loses nothing: undelivered notifications stay pending.
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        })
+    });
     loop {
         tokio::select! {
             _ = state.shutdown.cancelled() => break,
@@ -93,6 +123,9 @@ async fn connection(state: AppState, principal: Principal, socket: WebSocket) {
         }
     }
     for (_, task) in subscriptions {
+        task.abort();
+    }
+    if let Some(task) = notifications {
         task.abort();
     }
     drop(outbox);
@@ -130,6 +163,9 @@ async fn handle(
             Some(json!({ "type": "unsubscribed", "squad_id": squad_id }).to_string())
         }
         ClientOp::Subscribe { squad_id, since } => {
+            if principal.only_squad().is_some_and(|own| own != squad_id) {
+                return error("NOT_FOUND", format!("squad {squad_id} not found"));
+            }
             match store::squads::get(state.db(), principal.org_id(), squad_id).await {
                 Ok(Some(_)) => {}
                 Ok(None) => return error("NOT_FOUND", format!("squad {squad_id} not found")),

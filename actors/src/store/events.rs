@@ -56,3 +56,19 @@ pub async fn after(
         .all(db)
         .await
 }
+
+/// The squad's events newest first, `limit` of them after skipping `offset`.
+pub async fn recent(
+    db: &impl ConnectionTrait,
+    squad_id: Uuid,
+    limit: u64,
+    offset: u64,
+) -> Result<Vec<event::Model>, DbErr> {
+    Events::find()
+        .filter(event::Column::SquadId.eq(squad_id))
+        .order_by_desc(event::Column::Seq)
+        .offset(offset)
+        .limit(limit)
+        .all(db)
+        .await
+}

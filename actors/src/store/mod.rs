@@ -1,10 +1,14 @@
 //! The store: sea-orm entities and the queries over them. Reads from the HTTP layer come
 //! straight here; writes that change a squad come through its actor.
 
+pub mod content;
 pub mod entity;
 pub mod events;
+pub mod keys;
+pub mod notifications;
 pub mod orgs;
 pub mod squads;
+pub mod tasks;
 pub mod tokens;
 
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! Squads and their agents.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
     Set,
@@ -11,13 +11,12 @@ use super::entity::agent::{self, Entity as Agents};
 use super::entity::squad::{self, Entity as Squads};
 use crate::domain::{AgentSpec, NewSquad};
 
-/// How often an agent is expected to heartbeat unless its spec says otherwise.
-pub const DEFAULT_HEARTBEAT_SECS: i32 = 60;
-
+/// Inserts the squad; `setup` is the setup token's hash and expiry.
 pub async fn insert(
     db: &impl ConnectionTrait,
     org_id: Uuid,
     new: &NewSquad,
+    setup: (String, DateTime<Utc>),
 ) -> Result<squad::Model, DbErr> {
     squad::ActiveModel {
         id: Set(Uuid::new_v4()),
@@ -26,6 +25,9 @@ pub async fn insert(
         description: Set(new.description.clone()),
         workflow: Set(new.workflow.clone()),
         created_at: Set(Utc::now()),
+        setup_token_hash: Set(Some(setup.0)),
+        setup_expires_at: Set(Some(setup.1)),
+        setup_used_at: Set(None),
     }
     .insert(db)
     .await
@@ -46,9 +48,14 @@ pub async fn insert_agent(
         personality: Set(spec.personality.clone()),
         expertise: Set(serde_json::json!(spec.expertise)),
         status: Set("offline".to_owned()),
-        heartbeat_interval_secs: Set(DEFAULT_HEARTBEAT_SECS),
+        heartbeat_interval_secs: Set(spec.heartbeat_interval_secs),
         last_heartbeat_at: Set(None),
         created_at: Set(Utc::now()),
+        soul_md: Set(String::new()),
+        soul_md_hash: Set(String::new()),
+        heartbeat_offset: Set(0),
+        current_task_id: Set(None),
+        activated_at: Set(None),
     }
     .insert(db)
     .await
@@ -90,4 +97,17 @@ pub async fn agents(db: &impl ConnectionTrait, squad_id: Uuid) -> Result<Vec<age
 
 pub async fn agent(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<agent::Model>, DbErr> {
     Agents::find_by_id(id).one(db).await
+}
+
+/// The squad's agent called `name` (any case).
+pub async fn agent_by_name(
+    db: &impl ConnectionTrait,
+    squad_id: Uuid,
+    name: &str,
+) -> Result<Option<agent::Model>, DbErr> {
+    Agents::find()
+        .filter(agent::Column::SquadId.eq(squad_id))
+        .filter(agent::Column::NameKey.eq(name.trim().to_ascii_lowercase()))
+        .one(db)
+        .await
 }

@@ -18,6 +18,13 @@ pub struct Model {
     pub heartbeat_interval_secs: i32,
     pub last_heartbeat_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
+    pub soul_md: String,
+    pub soul_md_hash: String,
+    /// Seconds into each heartbeat interval this agent is meant to beat, staggered across the squad.
+    pub heartbeat_offset: i32,
+    pub current_task_id: Option<Uuid>,
+    /// When setup gave the agent its identity (SOUL.md, key); `None` before.
+    pub activated_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -2,6 +2,14 @@
 
 pub mod agent;
 pub mod api_token;
+pub mod comment;
+pub mod document;
 pub mod event;
+pub mod notification;
 pub mod organization;
 pub mod squad;
+pub mod squad_key;
+pub mod task;
+pub mod task_assignee;
+pub mod task_subscription;
+pub mod watch_item;

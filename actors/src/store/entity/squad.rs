@@ -10,6 +10,10 @@ pub struct Model {
     pub description: Option<String>,
     pub workflow: Option<String>,
     pub created_at: DateTimeUtc,
+    /// SHA-256 of the one-time setup token.
+    pub setup_token_hash: Option<String>,
+    pub setup_expires_at: Option<DateTimeUtc>,
+    pub setup_used_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

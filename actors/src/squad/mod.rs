@@ -1,0 +1,428 @@
+//! `SquadActor`: the single writer of one squad. Each change and the events that describe it
+//! are stored in one transaction, then the events are published live with their per-squad
+//! sequence numbers. It supervises its agents' actors and tells them of new notifications.
+
+mod board;
+mod content;
+mod members;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use sea_orm::{DatabaseTransaction, DbErr, TransactionTrait};
+use serde_json::{json, Value};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+pub use board::{NewTask, TaskPatch};
+pub use content::{DocFields, WatchFields};
+pub use members::{AgentPatch, SetupResult};
+
+use crate::agent::{AgentActor, AgentArgs, AgentMsg};
+use crate::domain::{AgentSpec, AgentStatus};
+use crate::live::LiveEvent;
+use crate::store::entity::{
+    agent, comment, document, event, notification, squad, task, watch_item,
+};
+use crate::{store, Alive, CoreError, Shared};
+
+pub struct SquadActor;
+
+pub struct SquadArgs {
+    pub squad_id: Uuid,
+    pub shared: Arc<Shared>,
+}
+
+/// An agent, by id and name, as events and notifications name it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentRef {
+    pub id: Uuid,
+    pub name: String,
+}
+
+/// Who makes a change: one of the squad's agents, or a person (an organization token).
+#[derive(Clone, Debug)]
+pub enum Author {
+    Agent(AgentRef),
+    Human,
+}
+
+impl Author {
+    pub fn agent_id(&self) -> Option<Uuid> {
+        match self {
+            Author::Agent(a) => Some(a.id),
+            Author::Human => None,
+        }
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            Author::Agent(a) => &a.name,
+            Author::Human => "A human",
+        }
+    }
+
+    fn json(&self) -> Value {
+        match self {
+            Author::Agent(a) => json!({ "id": a.id, "name": a.name }),
+            Author::Human => json!({ "human": true }),
+        }
+    }
+}
+
+type Reply<T> = RpcReplyPort<Result<T, CoreError>>;
+
+pub enum SquadMsg {
+    AddAgent(AgentSpec, Reply<(agent::Model, Option<String>)>),
+    UpdateAgent(Uuid, AgentPatch, Reply<agent::Model>),
+    DeleteAgent(Uuid, Reply<agent::Model>),
+    /// Redeems the one-time setup token (given as its hash).
+    Setup(String, Reply<SetupResult>),
+    CreateTask(Author, NewTask, Reply<task::Model>),
+    UpdateTask(Author, Uuid, TaskPatch, Reply<task::Model>),
+    DeleteTask(Author, Uuid, Reply<task::Model>),
+    ClaimTask(AgentRef, Uuid, Reply<task::Model>),
+    Comment(Author, Uuid, String, Reply<comment::Model>),
+    Assign(Author, Uuid, Vec<AgentRef>, Reply<task::Model>),
+    Unassign(Author, Uuid, Uuid, Reply<task::Model>),
+    SaveDocument(Author, Option<Uuid>, DocFields, Reply<document::Model>),
+    DeleteDocument(Author, Uuid, Reply<document::Model>),
+    SaveWatchItem(Author, Option<Uuid>, WatchFields, Reply<watch_item::Model>),
+    DeleteWatchItem(Author, Uuid, Reply<watch_item::Model>),
+    /// From an agent's actor: its status changed.
+    AgentStatus {
+        agent_id: Uuid,
+        name: String,
+        from: AgentStatus,
+        to: AgentStatus,
+    },
+    /// Events to store and publish that change nothing else (sent by agent actors).
+    Record(Vec<(&'static str, Value)>),
+    Stats(RpcReplyPort<SquadStats>),
+    /// Sent by the actor's own timer: stop if nothing happened for a while.
+    IdleCheck,
+    #[cfg(feature = "test-hooks")]
+    Panic,
+    #[cfg(feature = "test-hooks")]
+    PanicAgent(Uuid),
+    /// Records `n` filler events at once, to drive a subscriber past its buffer.
+    #[cfg(feature = "test-hooks")]
+    Flood(u32, Reply<i64>),
+}
+
+/// What the squad's actor holds right now.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SquadStats {
+    pub last_seq: i64,
+    pub agents_running: usize,
+    pub agents_online: usize,
+    /// The running actor's id: it changes when the actor is restarted.
+    pub actor: String,
+}
+
+pub struct SquadState {
+    shared: Arc<Shared>,
+    squad: squad::Model,
+    next_seq: i64,
+    agents: HashMap<Uuid, ActorRef<AgentMsg>>,
+    agent_of: HashMap<ActorId, Uuid>,
+    /// Agents not offline: while any is, the squad stays up to run their staleness checks.
+    online: HashSet<Uuid>,
+    last_active: Instant,
+    idle_timer: Option<JoinHandle<()>>,
+    _alive: Alive,
+}
+
+/// The few fields of an agent that events carry.
+pub fn agent_brief(agent: &agent::Model) -> Value {
+    json!({ "id": agent.id, "name": agent.name, "role": agent.role })
+}
+
+fn task_brief(task: &task::Model) -> Value {
+    json!({ "id": task.id, "title": task.title })
+}
+
+/// Events waiting for their transaction to commit.
+type Events = Vec<(&'static str, Value)>;
+
+impl SquadState {
+    async fn spawn_agent(
+        &mut self,
+        myself: &ActorRef<SquadMsg>,
+        agent_id: Uuid,
+        initial: Option<agent::Model>,
+    ) -> Result<(), ActorProcessingErr> {
+        let args = AgentArgs {
+            agent_id,
+            initial,
+            squad: myself.clone(),
+            shared: self.shared.clone(),
+        };
+        let (actor, _) = Actor::spawn_linked(None, AgentActor, args, myself.get_cell()).await?;
+        self.agent_of.insert(actor.get_id(), agent_id);
+        self.agents.insert(agent_id, actor);
+        Ok(())
+    }
+
+    /// Stores `events` with the next sequence numbers inside `txn`, commits, then publishes.
+    /// If the commit fails, no sequence number is used up.
+    async fn commit(&mut self, txn: DatabaseTransaction, events: Events) -> Result<(), DbErr> {
+        let mut stored: Vec<event::Model> = Vec::with_capacity(events.len());
+        for (i, (kind, data)) in events.into_iter().enumerate() {
+            let seq = self.next_seq + i as i64;
+            stored.push(store::events::append(&txn, self.squad.id, seq, kind, data).await?);
+        }
+        txn.commit().await?;
+        self.next_seq += stored.len() as i64;
+        for event in &stored {
+            self.shared.hub.publish(Arc::new(LiveEvent::from(event)));
+        }
+        Ok(())
+    }
+
+    async fn record(&mut self, events: Events) -> Result<(), DbErr> {
+        let txn = self.shared.db.begin().await?;
+        self.commit(txn, events).await
+    }
+
+    /// Hands stored notifications to their agents' actors (after the commit).
+    fn notify(&self, notifications: Vec<notification::Model>) {
+        let mut by_agent: HashMap<Uuid, Vec<notification::Model>> = HashMap::new();
+        for n in notifications {
+            by_agent.entry(n.agent_id).or_default().push(n);
+        }
+        for (agent_id, batch) in by_agent {
+            if let Some(actor) = self.agents.get(&agent_id) {
+                let _ = actor.cast(AgentMsg::Notified(batch));
+            }
+        }
+    }
+
+    fn agent_status(
+        &mut self,
+        agent_id: Uuid,
+        name: String,
+        from: AgentStatus,
+        to: AgentStatus,
+    ) -> Events {
+        if to == AgentStatus::Offline {
+            self.online.remove(&agent_id);
+        } else {
+            self.online.insert(agent_id);
+        }
+        let message = match to {
+            AgentStatus::Offline => format!("{name} went offline"),
+            _ if from == AgentStatus::Offline => format!("{name} came online ({})", to.as_str()),
+            _ => format!("{name} is now {}", to.as_str()),
+        };
+        vec![(
+            "agent.status_changed",
+            json!({
+                "message": message,
+                "by": { "id": agent_id, "name": name },
+                "agent": { "id": agent_id, "name": name, "status": to.as_str() },
+                "from": from.as_str(),
+                "to": to.as_str(),
+            }),
+        )]
+    }
+}
+
+impl Actor for SquadActor {
+    type Msg = SquadMsg;
+    type State = SquadState;
+    type Arguments = SquadArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SquadMsg>,
+        SquadArgs { squad_id, shared }: SquadArgs,
+    ) -> Result<SquadState, ActorProcessingErr> {
+        let db = &shared.db;
+        let squad = store::squads::get_any(db, squad_id)
+            .await?
+            .ok_or("squad not found")?;
+        let next_seq = store::events::last_seq(db, squad_id).await? + 1;
+        let mut agents = store::squads::agents(db, squad_id).await?;
+        for agent in &mut agents {
+            shared.presence.overlay(agent);
+        }
+        let idle_timer = shared.settings.idle_after.map(|after| {
+            myself.send_interval(
+                (after / 2).max(std::time::Duration::from_millis(50)),
+                || SquadMsg::IdleCheck,
+            )
+        });
+        let mut state = SquadState {
+            shared: shared.clone(),
+            squad,
+            next_seq,
+            agents: HashMap::with_capacity(agents.len()),
+            agent_of: HashMap::with_capacity(agents.len()),
+            online: agents
+                .iter()
+                .filter(|a| a.status != AgentStatus::Offline.as_str())
+                .map(|a| a.id)
+                .collect(),
+            last_active: Instant::now(),
+            idle_timer,
+            _alive: Alive::new("squad"),
+        };
+        for agent in agents {
+            state.spawn_agent(&myself, agent.id, Some(agent)).await?;
+        }
+        Ok(state)
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<SquadMsg>,
+        state: &mut SquadState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(timer) = state.idle_timer.take() {
+            timer.abort();
+        }
+        for agent in state.agents.values() {
+            agent.stop(None);
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<SquadMsg>,
+        msg: SquadMsg,
+        state: &mut SquadState,
+    ) -> Result<(), ActorProcessingErr> {
+        if !matches!(msg, SquadMsg::IdleCheck) {
+            state.last_active = Instant::now();
+        }
+        match msg {
+            SquadMsg::AddAgent(spec, reply) => {
+                let _ = reply.send(state.add_agent(&myself, spec).await);
+            }
+            SquadMsg::UpdateAgent(id, patch, reply) => {
+                let _ = reply.send(state.update_agent(id, patch).await);
+            }
+            SquadMsg::DeleteAgent(id, reply) => {
+                let _ = reply.send(state.delete_agent(id).await);
+            }
+            SquadMsg::Setup(token_hash, reply) => {
+                let _ = reply.send(state.setup(&token_hash).await);
+            }
+            SquadMsg::CreateTask(by, new, reply) => {
+                let _ = reply.send(state.create_task(by, new).await);
+            }
+            SquadMsg::UpdateTask(by, id, patch, reply) => {
+                let _ = reply.send(state.update_task(by, id, patch).await);
+            }
+            SquadMsg::DeleteTask(by, id, reply) => {
+                let _ = reply.send(state.delete_task(by, id).await);
+            }
+            SquadMsg::ClaimTask(agent, id, reply) => {
+                let _ = reply.send(state.claim_task(agent, id).await);
+            }
+            SquadMsg::Comment(by, task_id, content, reply) => {
+                let _ = reply.send(state.comment(by, task_id, content).await);
+            }
+            SquadMsg::Assign(by, task_id, agents, reply) => {
+                let _ = reply.send(state.assign(by, task_id, agents).await);
+            }
+            SquadMsg::Unassign(by, task_id, agent_id, reply) => {
+                let _ = reply.send(state.unassign(by, task_id, agent_id).await);
+            }
+            SquadMsg::SaveDocument(by, id, fields, reply) => {
+                let _ = reply.send(state.save_document(by, id, fields).await);
+            }
+            SquadMsg::DeleteDocument(by, id, reply) => {
+                let _ = reply.send(state.delete_document(by, id).await);
+            }
+            SquadMsg::SaveWatchItem(by, id, fields, reply) => {
+                let _ = reply.send(state.save_watch_item(by, id, fields).await);
+            }
+            SquadMsg::DeleteWatchItem(by, id, reply) => {
+                let _ = reply.send(state.delete_watch_item(by, id).await);
+            }
+            SquadMsg::AgentStatus {
+                agent_id,
+                name,
+                from,
+                to,
+            } => {
+                let events = state.agent_status(agent_id, name, from, to);
+                if let Err(err) = state.record(events).await {
+                    tracing::error!(%agent_id, error = %err, "could not record a status change");
+                }
+            }
+            SquadMsg::Record(events) => {
+                if let Err(err) = state.record(events).await {
+                    tracing::error!(squad_id = %state.squad.id, error = %err, "could not record events");
+                }
+            }
+            SquadMsg::Stats(reply) => {
+                let _ = reply.send(SquadStats {
+                    last_seq: state.next_seq - 1,
+                    agents_running: state.agents.len(),
+                    agents_online: state.online.len(),
+                    actor: myself.get_id().to_string(),
+                });
+            }
+            SquadMsg::IdleCheck => {
+                let idle_after = state.shared.settings.idle_after;
+                let idle = idle_after.is_some_and(|after| state.last_active.elapsed() >= after);
+                if idle && state.online.is_empty() {
+                    myself.stop(Some("idle".into()));
+                }
+            }
+            #[cfg(feature = "test-hooks")]
+            SquadMsg::Panic => panic!("test hook: squad {} panics", state.squad.id),
+            #[cfg(feature = "test-hooks")]
+            SquadMsg::PanicAgent(agent_id) => {
+                if let Some(agent) = state.agents.get(&agent_id) {
+                    let _ = agent.cast(AgentMsg::Panic);
+                }
+            }
+            #[cfg(feature = "test-hooks")]
+            SquadMsg::Flood(n, reply) => {
+                let filler = "x".repeat(512);
+                let events = (0..n)
+                    .map(|i| ("test.flood", json!({ "n": i, "filler": filler })))
+                    .collect();
+                let result = state.record(events).await.map(|()| state.next_seq - 1);
+                let _ = reply.send(result.map_err(CoreError::from));
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<SquadMsg>,
+        event: SupervisionEvent,
+        state: &mut SquadState,
+    ) -> Result<(), ActorProcessingErr> {
+        match event {
+            SupervisionEvent::ActorFailed(cell, err) => {
+                let Some(agent_id) = state.agent_of.remove(&cell.get_id()) else {
+                    return Ok(());
+                };
+                state.agents.remove(&agent_id);
+                metrics::counter!("squadron_actor_restarts_total", "kind" => "agent").increment(1);
+                tracing::error!(%agent_id, error = %err, "agent actor failed; restarting it");
+                // Reloaded from the store: `initial` is None.
+                if let Err(err) = state.spawn_agent(&myself, agent_id, None).await {
+                    tracing::error!(%agent_id, error = %err, "agent actor did not come back");
+                }
+            }
+            SupervisionEvent::ActorTerminated(cell, _, _) => {
+                if let Some(agent_id) = state.agent_of.remove(&cell.get_id()) {
+                    state.agents.remove(&agent_id);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}

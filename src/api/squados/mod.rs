@@ -1,0 +1,3 @@
+//! SquadOS (`/api/v1`): the integration API of seed 001.
+
+pub mod tokens;
