@@ -154,6 +154,14 @@ impl Server {
         state.core.stop();
         let _ = root.await;
         let _ = housekeeping.await;
+        // After the actors stopped, so the last presence they recorded is written too.
+        state
+            .core
+            .shared
+            .presence
+            .flush(state.db())
+            .await
+            .context("writing presence at shutdown")?;
         state
             .usage
             .flush(state.db())
@@ -163,14 +171,20 @@ impl Server {
     }
 }
 
-/// Periodic chores until shutdown: write token usage, forget idle rate buckets.
+/// Periodic chores until shutdown: write presence and token usage, forget idle rate buckets.
 async fn housekeeping(state: AppState) {
-    let mut tick =
-        tokio::time::interval(Duration::from_millis(state.config.usage_flush_ms.max(10)));
+    let every = |ms: u64| tokio::time::interval(Duration::from_millis(ms.max(10)));
+    let mut presence = every(state.config.presence_flush_ms);
+    let mut usage = every(state.config.usage_flush_ms);
     loop {
         tokio::select! {
             _ = state.shutdown.cancelled() => return,
-            _ = tick.tick() => {
+            _ = presence.tick() => {
+                if let Err(err) = state.core.shared.presence.flush(state.db()).await {
+                    tracing::warn!(error = %err, "could not write presence; will retry");
+                }
+            }
+            _ = usage.tick() => {
                 if let Err(err) = state.usage.flush(state.db()).await {
                     tracing::warn!(error = %err, "could not write token usage; will retry");
                 }

@@ -23,6 +23,20 @@ use uuid::Uuid;
 /// How long any single wait in a test may take before it fails.
 pub const WAIT: Duration = Duration::from_secs(15);
 
+/// A squad after setup: its id, its key, each agent's own key by name, and the setup reply.
+pub struct SetUp {
+    pub squad_id: String,
+    pub squad_key: String,
+    pub agent_keys: std::collections::HashMap<String, String>,
+    pub setup: Value,
+}
+
+impl SetUp {
+    pub fn key(&self, agent: &str) -> &str {
+        &self.agent_keys[agent]
+    }
+}
+
 /// A database for one test; the SQLite file lives as long as this does.
 pub struct TestDb {
     pub url: String,
@@ -273,6 +287,60 @@ impl TestApp {
         body(res).await["data"].clone()
     }
 
+    /// Creates a squad from `body` and redeems its setup token: its keys, ready to use.
+    pub async fn set_up(&self, body: Value) -> SetUp {
+        let res = self.post("/api/squads", body).await;
+        assert_eq!(res.status(), 201, "squad created");
+        let squad = crate::helpers::body(res).await["data"].clone();
+        let id = squad["id"].as_str().unwrap().to_owned();
+        let res = self
+            .anon(Method::GET, &format!("/api/setup/{id}"))
+            .header("x-setup-token", squad["setup_token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "setup redeemed");
+        let setup = crate::helpers::body(res).await["data"].clone();
+        let agent_keys = setup["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["name"].as_str().unwrap().to_owned(),
+                    a["api_key"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        SetUp {
+            squad_id: id,
+            squad_key: setup["api_key"].as_str().unwrap().to_owned(),
+            agent_keys,
+            setup,
+        }
+    }
+
+    /// A squad of agents named `agents`, set up.
+    pub async fn set_up_squad(&self, agents: &[&str]) -> SetUp {
+        let agents: Vec<Value> = agents
+            .iter()
+            .map(|a| serde_json::json!({ "name": a, "role": "Tester" }))
+            .collect();
+        self.set_up(serde_json::json!({ "name": "Squad", "agents": agents }))
+            .await
+    }
+
+    /// A request as `agent`, with `key` (a squad key or the agent's own).
+    pub fn as_agent(&self, key: &str, agent: &str, method: Method, path: &str) -> RequestBuilder {
+        self.as_token(key, method, path)
+            .header("x-agent-name", agent)
+    }
+
+    /// A request as a person of the default organization, on `squad`'s routes.
+    pub fn as_human(&self, squad_id: &str, method: Method, path: &str) -> RequestBuilder {
+        self.req(method, path).header("x-squad-id", squad_id)
+    }
+
     /// The value of a Prometheus sample whose line starts with `series` (0 when absent).
     pub async fn metric(&self, series: &str) -> f64 {
         let text = self
@@ -399,6 +467,13 @@ pub struct SseEvent {
 }
 
 impl Sse {
+    pub fn from_response(res: Response) -> Sse {
+        Sse {
+            stream: Box::pin(res.bytes_stream()),
+            buffer: String::new(),
+        }
+    }
+
     /// The next event (comments such as keep-alives are skipped), failing after [`WAIT`].
     pub async fn next(&mut self) -> SseEvent {
         loop {

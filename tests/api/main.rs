@@ -6,5 +6,8 @@ mod helpers;
 mod isolation;
 mod limits;
 mod live;
+mod mc_board;
+mod mc_notify;
+mod mc_setup;
 mod ops;
 mod tokens;
