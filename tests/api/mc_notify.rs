@@ -74,9 +74,18 @@ async fn mentions_notify_the_mentioned_never_the_author_and_subscribe_them() {
         &squad,
         "Writer",
         &t,
-        "Draft done. @Editor please review, and @Writer notes to self",
+        "<script>alert(1)</script><b onclick=\"x()\">Draft</b> done. @Editor please review, and @Writer notes to self",
     )
     .await;
+    let content = c["content"].as_str().unwrap();
+    assert!(
+        !content.contains("<script") && !content.contains("onclick"),
+        "sanitized: {content}"
+    );
+    assert!(
+        content.contains("<b>Draft</b>"),
+        "harmless markup stays: {content}"
+    );
     assert_eq!(c["from_agent"]["name"], "Writer");
     assert_eq!(c["from_human"], false);
 
