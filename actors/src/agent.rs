@@ -62,7 +62,7 @@ pub enum AgentMsg {
     /// Notifications that failed (their task is gone): drop them from the queue.
     Forget(Vec<Uuid>),
     /// The agent's spec or SOUL.md changed.
-    Updated(agent::Model),
+    Updated(Box<agent::Model>),
     CheckStale,
     #[cfg(feature = "test-hooks")]
     Panic,
@@ -290,7 +290,8 @@ impl Actor for AgentActor {
             }
             AgentMsg::Notified(notifications) => state.notified(notifications),
             AgentMsg::Forget(ids) => state.pending.retain(|n| !ids.contains(&n.id)),
-            AgentMsg::Updated(mut agent) => {
+            AgentMsg::Updated(agent) => {
+                let mut agent = *agent;
                 // Presence is this actor's; the rest comes from the squad.
                 agent.status = state.agent.status.clone();
                 agent.last_heartbeat_at = state.agent.last_heartbeat_at;

@@ -29,6 +29,10 @@ use squadron_actors::squad::AgentRef;
 /// which then lag and resync; the squads never wait for it.
 const OUTBOX: usize = 256;
 const MAX_SUBSCRIPTIONS: usize = 100;
+/// Clients send only small control messages. tungstenite's default 128 KiB read buffer is
+/// allocated and zeroed per socket, which made a watching dashboard cost ~145 KiB.
+const READ_BUFFER: usize = 4 * 1024;
+const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
 
 #[derive(Deserialize)]
 pub struct LiveQuery {
@@ -66,7 +70,10 @@ pub async fn upgrade(
         Principal::Key(key) => auth::key_agent(&state, key, &headers).await.ok(),
         Principal::Org(_) => None,
     };
-    Ok(ws.on_upgrade(move |socket| connection(state, principal, agent, socket)))
+    Ok(ws
+        .read_buffer_size(READ_BUFFER)
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| connection(state, principal, agent, socket)))
 }
 
 async fn connection(

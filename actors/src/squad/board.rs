@@ -216,8 +216,7 @@ impl SquadState {
                 &mut events,
             )
             .await?;
-        self.commit(txn, events).await?;
-        self.notify(notes);
+        self.commit_and_notify(txn, events, notes).await?;
         Ok(task)
     }
 
@@ -395,8 +394,7 @@ impl SquadState {
                 &mut events,
             )
             .await?;
-        self.commit(txn, events).await?;
-        self.notify(notes);
+        self.commit_and_notify(txn, events, notes).await?;
         Ok(task)
     }
 
@@ -517,8 +515,7 @@ impl SquadState {
             )
             .await?,
         );
-        self.commit(txn, events).await?;
-        self.notify(notes);
+        self.commit_and_notify(txn, events, notes).await?;
         Ok(comment)
     }
 }

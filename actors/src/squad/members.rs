@@ -121,7 +121,7 @@ impl SquadState {
         self.squad = squad.clone();
         for (agent, _) in &agents {
             if let Some(actor) = self.agents.get(&agent.id) {
-                let _ = actor.cast(AgentMsg::Updated(agent.clone()));
+                let _ = actor.cast(AgentMsg::Updated(Box::new(agent.clone())));
             }
         }
         Ok(SetupResult {
@@ -229,7 +229,7 @@ impl SquadState {
         )
         .await?;
         if let Some(actor) = self.agents.get(&agent.id) {
-            let _ = actor.cast(AgentMsg::Updated(agent.clone()));
+            let _ = actor.cast(AgentMsg::Updated(Box::new(agent.clone())));
         }
         self.shared.presence.overlay(&mut agent);
         Ok(agent)

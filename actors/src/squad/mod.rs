@@ -169,6 +169,18 @@ impl SquadState {
     /// Stores `events` with the next sequence numbers inside `txn`, commits, then publishes.
     /// If the commit fails, no sequence number is used up.
     async fn commit(&mut self, txn: DatabaseTransaction, events: Events) -> Result<(), DbErr> {
+        self.commit_and_notify(txn, events, Vec::new()).await
+    }
+
+    /// [`SquadState::commit`], handing stored notifications to their agents' actors before
+    /// the events go out: the agent who was mentioned hears of it ahead of a thousand
+    /// dashboards, not after them.
+    async fn commit_and_notify(
+        &mut self,
+        txn: DatabaseTransaction,
+        events: Events,
+        notifications: Vec<notification::Model>,
+    ) -> Result<(), DbErr> {
         let mut stored: Vec<event::Model> = Vec::with_capacity(events.len());
         for (i, (kind, data)) in events.into_iter().enumerate() {
             let seq = self.next_seq + i as i64;
@@ -176,6 +188,7 @@ impl SquadState {
         }
         txn.commit().await?;
         self.next_seq += stored.len() as i64;
+        self.notify(notifications);
         for event in &stored {
             self.shared.hub.publish(Arc::new(LiveEvent::from(event)));
         }
