@@ -161,6 +161,23 @@ pub struct Config {
         global = true
     )]
     pub presence_flush_ms: u64,
+    /// The key that seals provider secrets at rest: 64 hex characters. Default: generated
+    /// once into `<data-dir>/secret.key`. Losing it makes stored provider keys unreadable.
+    #[arg(
+        long,
+        env = "SQUADRON_SECRET_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub secret_key: Option<String>,
+    /// How long an upstream provider may take to answer (and between streamed chunks), in seconds.
+    #[arg(
+        long,
+        env = "SQUADRON_UPSTREAM_TIMEOUT_SECS",
+        default_value_t = 120,
+        global = true
+    )]
+    pub upstream_timeout_secs: u64,
     /// How often token usage (calls, last used) is written to the database, in milliseconds.
     #[arg(
         long,

@@ -27,6 +27,14 @@ pub enum ApiError {
     RateLimited { limit: u32, retry_after_secs: u64 },
     #[error("{0}")]
     Unavailable(String),
+    /// An upstream provider failed: its 429 stays a 429 (with its `Retry-After`), its 5xx
+    /// becomes a 502, no answer in time a 504, its 4xx is passed on.
+    #[error("{message}")]
+    Upstream {
+        status: StatusCode,
+        message: String,
+        retry_after: Option<HeaderValue>,
+    },
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -53,6 +61,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Upstream { status, .. } => *status,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -68,6 +77,11 @@ impl ApiError {
             ApiError::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             ApiError::RateLimited { .. } => "RATE_LIMITED",
             ApiError::Unavailable(_) => "SERVICE_UNAVAILABLE",
+            ApiError::Upstream { status, .. } => match status.as_u16() {
+                429 => "RATE_LIMITED",
+                504 => "UPSTREAM_TIMEOUT",
+                _ => "UPSTREAM_ERROR",
+            },
             ApiError::Internal(_) => "INTERNAL_ERROR",
         }
     }
@@ -85,13 +99,15 @@ impl IntoResponse for ApiError {
             axum::Json(json!({ "error": message, "code": code })),
         )
             .into_response();
-        if let ApiError::RateLimited {
-            retry_after_secs, ..
-        } = self
-        {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        let retry_after = match self {
+            ApiError::RateLimited {
+                retry_after_secs, ..
+            } => Some(HeaderValue::from(retry_after_secs)),
+            ApiError::Upstream { retry_after, .. } => retry_after,
+            _ => None,
+        };
+        if let Some(value) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         response
             .extensions_mut()

@@ -14,6 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::extract::BodyLimit;
+use crate::api::gateway::{chat, embeddings, models, providers};
 use crate::api::mission_control::{
     agents, board, documents, notifications, setup, squads, tasks, watch_items,
 };
@@ -109,10 +110,23 @@ pub fn build(state: AppState) -> Router {
         .routes(routes!(tokens::revoke))
         .routes(routes!(tokens::delete));
 
+    let gateway = OpenApiRouter::new()
+        .routes(routes!(models::index))
+        .routes(routes!(models::map))
+        .routes(routes!(chat::completions))
+        .routes(routes!(embeddings::create))
+        .routes(routes!(providers::index))
+        .routes(routes!(providers::add))
+        .routes(routes!(providers::delete))
+        .routes(routes!(providers::upstream_models))
+        .routes(routes!(providers::add_model))
+        .routes(routes!(providers::delete_model));
+
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(public)
         .merge(guarded(&state, config.body_limit_api, mission_control))
         .merge(guarded(&state, config.body_limit_gateway, squados))
+        .merge(guarded(&state, config.body_limit_gateway, gateway))
         .split_for_parts();
     let openapi = Arc::new(openapi);
     let schema = move || {

@@ -10,6 +10,7 @@ use anyhow::Context;
 use sea_orm::DatabaseConnection;
 use sea_orm_migration::MigratorTrait;
 use squadron_actors::live::LiveHub;
+use squadron_actors::secrets::Sealer;
 use squadron_actors::store::{self, tokens::Role, tokens::TokenFormat};
 use squadron_actors::{Core, Settings};
 use squadron_migrations::Migrator;
@@ -85,7 +86,41 @@ async fn bootstrap(db: &DatabaseConnection) -> anyhow::Result<Option<String>> {
     Ok(Some(minted.secret))
 }
 
+/// The key that seals provider secrets: from the configuration, or from `secret.key` in the
+/// data directory, made on first start.
+fn secret_key(config: &Config) -> anyhow::Result<[u8; 32]> {
+    let parse = |hex_key: &str, from: &str| -> anyhow::Result<[u8; 32]> {
+        let bytes = hex::decode(hex_key.trim()).with_context(|| format!("{from} is not hex"))?;
+        bytes
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("{from} must be 32 bytes (64 hex characters)"))
+    };
+    if let Some(key) = &config.secret_key {
+        return parse(key, "the secret key");
+    }
+    let path = config.data_dir.join("secret.key");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        return parse(&existing, &path.display().to_string());
+    }
+    std::fs::create_dir_all(&config.data_dir)?;
+    let key = Sealer::generate_key();
+    let mut file = std::fs::OpenOptions::new();
+    file.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
+    std::io::Write::write_all(&mut file.open(&path)?, hex::encode(key).as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    tracing::info!(path = %path.display(), "generated the key that seals provider secrets");
+    Ok(key)
+}
+
 pub async fn build(config: Config) -> anyhow::Result<Server> {
+    let sealer = Sealer::new(secret_key(&config)?);
+    let upstream = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(Duration::from_secs(config.upstream_timeout_secs.max(1)))
+        .build()
+        .context("building the upstream HTTP client")?;
     let db = connect(&config).await?;
     let admin_token = bootstrap(&db).await?;
     let hub = Arc::new(LiveHub::new(config.live_buffer));
@@ -108,6 +143,8 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         directory: Directory::default(),
         usage: Usage::default(),
         metrics: crate::metrics::handle(),
+        sealer,
+        upstream,
         shutdown: CancellationToken::new(),
         core,
         config,

@@ -4,6 +4,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
+use squadron_actors::secrets::Sealer;
 use squadron_actors::Core;
 use tokio_util::sync::CancellationToken;
 
@@ -23,6 +24,10 @@ pub struct App {
     pub limits: RateLimits,
     pub tickets: Tickets,
     pub metrics: PrometheusHandle,
+    /// Seals and opens provider secrets.
+    pub sealer: Sealer,
+    /// The client for upstream providers (connection pooling across requests).
+    pub upstream: reqwest::Client,
     /// Cancelled at shutdown: long-lived streams watch it and end.
     pub shutdown: CancellationToken,
 }

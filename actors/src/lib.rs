@@ -6,6 +6,7 @@ pub mod domain;
 pub mod live;
 pub mod presence;
 pub mod root;
+pub mod secrets;
 pub mod squad;
 pub mod store;
 

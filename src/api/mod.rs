@@ -2,6 +2,7 @@
 
 pub mod envelope;
 pub mod extract;
+pub mod gateway;
 pub mod mission_control;
 pub mod ops;
 pub mod squados;

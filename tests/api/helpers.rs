@@ -174,6 +174,8 @@ fn test_config(db: &TestDb) -> Config {
     let mut config = Config::defaults();
     config.bind = "127.0.0.1:0".parse().unwrap();
     config.database_url = Some(db.url.clone());
+    // Local state (such as the generated secret key) goes beside the test's database.
+    config.data_dir = db._dir.path().to_owned();
     // Limits are tested on their own; other tests should never meet them.
     config.rate_heartbeat = 100_000;
     config.rate_tasks = 100_000;

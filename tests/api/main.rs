@@ -2,6 +2,7 @@
 
 mod actors;
 mod errors;
+mod gateway;
 mod helpers;
 mod isolation;
 mod limits;
@@ -11,3 +12,4 @@ mod mc_notify;
 mod mc_setup;
 mod ops;
 mod tokens;
+mod upstream;

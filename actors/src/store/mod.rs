@@ -4,6 +4,7 @@
 pub mod content;
 pub mod entity;
 pub mod events;
+pub mod gateway;
 pub mod keys;
 pub mod notifications;
 pub mod orgs;

@@ -1,0 +1,189 @@
+//! `POST /v1/chat/completions`, forwarded to the model's provider. The request passes through
+//! untouched but for `model` (and, when streaming, usage is always asked for so it can be
+//! recorded; the client sees the usage chunk only if it asked). A client that goes away
+//! drops the upstream request with it.
+
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
+use serde_json::{json, Value};
+use squadron_actors::store::{entity::model, gateway};
+use uuid::Uuid;
+
+use super::upstream::Upstream;
+use crate::api::extract::Json;
+use crate::auth::OrgAuth;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The account's model called `name`, of `kind`.
+pub async fn model_of(
+    state: &AppState,
+    org_id: Uuid,
+    name: &str,
+    kind: &str,
+) -> Result<model::Model, ApiError> {
+    gateway::model_by_name(state.db(), org_id, name)
+        .await?
+        .filter(|m| m.kind == kind)
+        .ok_or_else(|| {
+            ApiError::NotFound(format!("the model {name:?} does not exist in this account"))
+        })
+}
+
+/// Records tokens from a response's `usage`, wherever it arrives.
+pub fn record_usage(model: &str, usage: &Value) {
+    for (field, direction) in [("prompt_tokens", "in"), ("completion_tokens", "out")] {
+        if let Some(n) = usage[field].as_u64() {
+            metrics::counter!("squadron_gateway_tokens_total", "model" => model.to_owned(), "direction" => direction)
+                .increment(n);
+        }
+    }
+}
+
+fn count(model: &str, status: StatusCode) {
+    metrics::counter!("squadron_gateway_requests_total", "model" => model.to_owned(), "status" => status.as_u16().to_string())
+        .increment(1);
+}
+
+/// The body's `model`, as a string: every gateway call needs one.
+pub fn requested_model(body: &Value) -> Result<String, ApiError> {
+    if !body.is_object() {
+        return Err(ApiError::Validation(
+            "the request body must be a JSON object".into(),
+        ));
+    }
+    body["model"]
+        .as_str()
+        .filter(|m| !m.trim().is_empty())
+        .map(|m| m.trim().to_owned())
+        .ok_or_else(|| ApiError::Validation("model is required".into()))
+}
+
+/// Create a chat completion (OpenAI's request and response; `stream: true` for SSE chunks).
+#[utoipa::path(post, path = "/v1/chat/completions", tag = "gateway", request_body = Object,
+    responses((status = 200, description = "a chat completion, or SSE chunks ending with [DONE]"),
+        (status = 400), (status = 401), (status = 404), (status = 429), (status = 502), (status = 504)))]
+pub async fn completions(
+    State(state): State<AppState>,
+    OrgAuth(caller): OrgAuth,
+    Json(mut body): Json<Value>,
+) -> Result<Response, ApiError> {
+    let name = requested_model(&body)?;
+    if !body["messages"].is_array() {
+        return Err(ApiError::Validation("messages must be an array".into()));
+    }
+    let model = model_of(&state, caller.org_id, &name, "chat").await?;
+    let upstream = Upstream::load(&state, caller.org_id, model.provider_id).await?;
+    body["model"] = Value::String(model.upstream_model.clone());
+    let stream = body["stream"].as_bool() == Some(true);
+    let wants_usage = body["stream_options"]["include_usage"].as_bool() == Some(true);
+    if stream {
+        body["stream_options"] = json!({ "include_usage": true });
+    }
+    let started = Instant::now();
+    let request = upstream
+        .request(&state, reqwest::Method::POST, "chat/completions")
+        .json(&body);
+    let response = match upstream.send(request).await {
+        Ok(response) => response,
+        Err(err) => {
+            if let ApiError::Upstream { status, .. } = &err {
+                count(&name, *status);
+            }
+            return Err(err);
+        }
+    };
+    metrics::histogram!("squadron_gateway_upstream_seconds", "model" => name.clone())
+        .record(started.elapsed().as_secs_f64());
+    count(&name, StatusCode::OK);
+    if !stream {
+        let completion: Value = response
+            .json()
+            .await
+            .map_err(|e| upstream.transport_error(e))?;
+        record_usage(&name, &completion["usage"]);
+        return Ok(axum::Json(completion).into_response());
+    }
+    Ok(relay(
+        name,
+        upstream.name.clone(),
+        response,
+        wants_usage,
+        started,
+    ))
+}
+
+/// Relays the upstream's SSE chunks as they come. A broken upstream stream ends ours with an
+/// OpenAI error object.
+fn relay(
+    model: String,
+    provider: String,
+    response: reqwest::Response,
+    wants_usage: bool,
+    started: Instant,
+) -> Response {
+    let mut events = response.bytes_stream().eventsource();
+    let chunks = async_stream::stream! {
+        let _in_flight = InFlight::new();
+        let mut first = true;
+        while let Some(event) = events.next().await {
+            let event = match event {
+                Ok(event) => event,
+                Err(err) => {
+                    let error = json!({ "error": {
+                        "message": format!("provider {provider} broke off the stream: {err}"),
+                        "type": "server_error", "param": null, "code": "upstream_error",
+                    }});
+                    yield Ok::<Bytes, std::io::Error>(Bytes::from(format!("data: {error}\n\n")));
+                    break;
+                }
+            };
+            if first {
+                first = false;
+                metrics::histogram!("squadron_gateway_time_to_first_token_seconds", "model" => model.clone())
+                    .record(started.elapsed().as_secs_f64());
+            }
+            if event.data.trim() == "[DONE]" {
+                yield Ok(Bytes::from_static(b"data: [DONE]\n\n"));
+                break;
+            }
+            if let Ok(chunk) = serde_json::from_str::<Value>(&event.data) {
+                if !chunk["usage"].is_null() {
+                    record_usage(&model, &chunk["usage"]);
+                    let usage_only = chunk["choices"].as_array().is_none_or(|c| c.is_empty());
+                    if usage_only && !wants_usage {
+                        continue;
+                    }
+                }
+            }
+            yield Ok(Bytes::from(format!("data: {}\n\n", event.data)));
+        }
+    };
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from_stream(chunks))
+        .expect("static headers are valid")
+}
+
+/// Counts a stream in `squadron_gateway_streams_in_flight` while held.
+struct InFlight;
+
+impl InFlight {
+    fn new() -> InFlight {
+        metrics::gauge!("squadron_gateway_streams_in_flight").increment(1.0);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!("squadron_gateway_streams_in_flight").decrement(1.0);
+    }
+}

@@ -1,0 +1,8 @@
+//! The OpenAI-compatible gateway (`/v1`, seed 000): providers and models of the account, and
+//! the calls forwarded to them (chat completions, embeddings).
+
+pub mod chat;
+pub mod embeddings;
+pub mod models;
+pub mod providers;
+pub mod upstream;

@@ -1,0 +1,333 @@
+//! `/v1/core`: the account's providers (OpenAI-compatible upstreams) and models.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use squadron_actors::store::{self, entity::model, entity::provider, gateway};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::upstream::Upstream;
+use crate::api::extract::Json;
+use crate::auth::OrgAuth;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// `{"object": "list", "data": [...]}`.
+#[derive(Serialize, ToSchema)]
+pub struct List<T> {
+    object: &'static str,
+    data: Vec<T>,
+}
+
+pub fn list<T>(data: Vec<T>) -> axum::Json<List<T>> {
+    axum::Json(List {
+        object: "list",
+        data,
+    })
+}
+
+/// Shows enough of a secret to recognise it, never enough to use it.
+fn mask(secret: &str) -> String {
+    let chars: Vec<char> = secret.chars().collect();
+    if chars.len() <= 12 {
+        return "****".into();
+    }
+    let head: String = chars[..3].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}...{tail}")
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ProviderView {
+    id: Uuid,
+    name: String,
+    base_url: String,
+    /// Masked: `sk-...abcd`.
+    api_key: Option<String>,
+    /// Header names, values masked.
+    headers: BTreeMap<String, String>,
+    created_at: DateTime<Utc>,
+}
+
+impl ProviderView {
+    fn new(state: &AppState, p: provider::Model) -> Result<ProviderView, ApiError> {
+        let upstream = Upstream::open(state, p.clone())?;
+        let (key, headers) = (upstream.api_key(), upstream.headers());
+        Ok(ProviderView {
+            id: p.id,
+            name: p.name,
+            base_url: p.base_url,
+            api_key: key.map(mask),
+            headers: headers.iter().map(|(k, v)| (k.clone(), mask(v))).collect(),
+            created_at: p.created_at,
+        })
+    }
+}
+
+/// The account's providers, secrets masked.
+#[utoipa::path(get, path = "/v1/core/providers", tag = "gateway",
+    responses((status = 200, body = List<ProviderView>), (status = 401)))]
+pub async fn index(
+    State(state): State<AppState>,
+    OrgAuth(caller): OrgAuth,
+) -> Result<axum::Json<List<ProviderView>>, ApiError> {
+    let providers = gateway::providers(state.db(), caller.org_id).await?;
+    Ok(list(
+        providers
+            .into_iter()
+            .map(|p| ProviderView::new(&state, p))
+            .collect::<Result<_, _>>()?,
+    ))
+}
+
+fn name(field: &str, raw: &str) -> Result<String, ApiError> {
+    let name = raw.trim();
+    let ok = !name.is_empty()
+        && name.len() <= 100
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:/".contains(c));
+    if !ok {
+        return Err(ApiError::Validation(format!(
+            "{field} must be 1 to 100 letters, digits or - _ . : /"
+        )));
+    }
+    Ok(name.to_owned())
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct AddProvider {
+    #[serde(alias = "providerName")]
+    name: String,
+    /// The OpenAI-compatible base URL, e.g. `https://api.openai.com/v1`.
+    #[serde(alias = "url", alias = "baseUrl")]
+    base_url: String,
+    #[serde(default, alias = "key", alias = "apiKey")]
+    api_key: Option<String>,
+    /// Extra headers sent with every request (stored sealed, shown masked).
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+}
+
+/// Add a provider. Its key and headers are sealed at rest and masked in every read.
+#[utoipa::path(post, path = "/v1/core/add/provider", tag = "gateway", request_body = AddProvider,
+    responses((status = 200, body = ProviderView), (status = 400), (status = 401), (status = 409)))]
+pub async fn add(
+    State(state): State<AppState>,
+    OrgAuth(caller): OrgAuth,
+    Json(body): Json<AddProvider>,
+) -> Result<axum::Json<ProviderView>, ApiError> {
+    let provider_name = name("name", &body.name)?;
+    let base_url = body.base_url.trim().trim_end_matches('/').to_owned();
+    if !(base_url.starts_with("http://") || base_url.starts_with("https://"))
+        || base_url.len() > 2_000
+    {
+        return Err(ApiError::Validation(
+            "base_url must be an http(s) URL".into(),
+        ));
+    }
+    if body.headers.len() > 20 {
+        return Err(ApiError::Validation("at most 20 extra headers".into()));
+    }
+    for (header, value) in &body.headers {
+        if reqwest::header::HeaderName::from_bytes(header.as_bytes()).is_err()
+            || reqwest::header::HeaderValue::from_str(value).is_err()
+        {
+            return Err(ApiError::Validation(format!(
+                "header {header:?} is not a valid HTTP header"
+            )));
+        }
+    }
+    let new = gateway::NewProvider {
+        name: provider_name.clone(),
+        base_url,
+        api_key_sealed: body
+            .api_key
+            .filter(|k| !k.is_empty())
+            .map(|k| state.sealer.seal(&k)),
+        headers_sealed: (!body.headers.is_empty()).then(|| {
+            state
+                .sealer
+                .seal(&serde_json::to_string(&body.headers).expect("a map of strings serializes"))
+        }),
+    };
+    let provider = match gateway::insert_provider(state.db(), caller.org_id, new).await {
+        Ok(p) => p,
+        Err(err) if store::is_unique_violation(&err) => {
+            return Err(ApiError::Conflict(format!(
+                "a provider named {provider_name:?} exists"
+            )))
+        }
+        Err(err) => return Err(err.into()),
+    };
+    Ok(axum::Json(ProviderView::new(&state, provider)?))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ByName {
+    #[serde(alias = "providerName", alias = "modelName")]
+    name: String,
+}
+
+/// Delete a provider; 409 while models use it.
+#[utoipa::path(post, path = "/v1/core/delete/provider", tag = "gateway", request_body = ByName,
+    responses((status = 200), (status = 401), (status = 404), (status = 409)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    OrgAuth(caller): OrgAuth,
+    Json(body): Json<ByName>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let provider = gateway::provider_by_name(state.db(), caller.org_id, body.name.trim())
+        .await?
+        .ok_or_else(|| ApiError::not_found("provider"))?;
+    let used = gateway::models_of_provider(state.db(), provider.id).await?;
+    if used > 0 {
+        return Err(ApiError::Conflict(format!(
+            "provider {:?} is used by {used} model(s); delete them first",
+            provider.name
+        )));
+    }
+    gateway::delete_provider(state.db(), provider.id).await?;
+    Ok(axum::Json(
+        serde_json::json!({ "deleted": true, "name": provider.name }),
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ProviderModelsQuery {
+    #[serde(alias = "providerName")]
+    provider: String,
+}
+
+/// What a provider offers upstream (its `/models`).
+#[utoipa::path(post, path = "/v1/core/models", tag = "gateway", request_body = ProviderModelsQuery,
+    responses((status = 200), (status = 401), (status = 404), (status = 502), (status = 504)))]
+pub async fn upstream_models(
+    State(state): State<AppState>,
+    OrgAuth(caller): OrgAuth,
+    Json(body): Json<ProviderModelsQuery>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let provider = gateway::provider_by_name(state.db(), caller.org_id, body.provider.trim())
+        .await?
+        .ok_or_else(|| ApiError::not_found("provider"))?;
+    let upstream = Upstream::open(&state, provider)?;
+    let response = upstream
+        .send(upstream.request(&state, reqwest::Method::GET, "models"))
+        .await?;
+    let models: serde_json::Value = response
+        .json()
+        .await
+        .map_err(|e| upstream.transport_error(e))?;
+    Ok(axum::Json(models))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct AddModel {
+    /// The account's name for it: what clients put in `model`.
+    name: String,
+    /// The provider's name (as added).
+    provider: String,
+    /// The provider's model id.
+    #[serde(alias = "upstream_model")]
+    model: String,
+    /// `chat` (default) or `embedding`.
+    #[serde(default)]
+    kind: Option<String>,
+    /// Vector size, for embedding models.
+    #[serde(default)]
+    dimensions: Option<i32>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ModelView {
+    id: Uuid,
+    name: String,
+    provider: String,
+    upstream_model: String,
+    kind: String,
+    dimensions: Option<i32>,
+    created_at: DateTime<Utc>,
+}
+
+impl ModelView {
+    pub fn new(m: model::Model, provider: &str) -> ModelView {
+        ModelView {
+            id: m.id,
+            name: m.name,
+            provider: provider.to_owned(),
+            upstream_model: m.upstream_model,
+            kind: m.kind,
+            dimensions: m.dimensions,
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// Add a model: an account-scoped name for a provider's model.
+#[utoipa::path(post, path = "/v1/core/add/model", tag = "gateway", request_body = AddModel,
+    responses((status = 200, body = ModelView), (status = 400), (status = 401), (status = 404), (status = 409)))]
+pub async fn add_model(
+    State(state): State<AppState>,
+    OrgAuth(caller): OrgAuth,
+    Json(body): Json<AddModel>,
+) -> Result<axum::Json<ModelView>, ApiError> {
+    let model_name = name("name", &body.name)?;
+    let upstream_model = body.model.trim();
+    if upstream_model.is_empty() || upstream_model.len() > 200 {
+        return Err(ApiError::Validation(
+            "model must be 1 to 200 characters".into(),
+        ));
+    }
+    let kind = match body.kind.as_deref().unwrap_or("chat") {
+        k @ ("chat" | "embedding") => k.to_owned(),
+        other => {
+            return Err(ApiError::Validation(format!(
+                "kind must be chat or embedding, not {other:?}"
+            )))
+        }
+    };
+    if let Some(d) = body.dimensions {
+        if kind != "embedding" || !(1..=16_000).contains(&d) {
+            return Err(ApiError::Validation(
+                "dimensions (1 to 16000) are for embedding models".into(),
+            ));
+        }
+    }
+    let provider = gateway::provider_by_name(state.db(), caller.org_id, body.provider.trim())
+        .await?
+        .ok_or_else(|| ApiError::not_found("provider"))?;
+    let new = gateway::NewModel {
+        name: model_name.clone(),
+        provider_id: provider.id,
+        upstream_model: upstream_model.to_owned(),
+        kind,
+        dimensions: body.dimensions,
+    };
+    match gateway::insert_model(state.db(), caller.org_id, new).await {
+        Ok(m) => Ok(axum::Json(ModelView::new(m, &provider.name))),
+        Err(err) if store::is_unique_violation(&err) => Err(ApiError::Conflict(format!(
+            "a model named {model_name:?} exists"
+        ))),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Delete a model.
+#[utoipa::path(post, path = "/v1/core/delete/model", tag = "gateway", request_body = ByName,
+    responses((status = 200), (status = 401), (status = 404)))]
+pub async fn delete_model(
+    State(state): State<AppState>,
+    OrgAuth(caller): OrgAuth,
+    Json(body): Json<ByName>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let model = gateway::model_by_name(state.db(), caller.org_id, body.name.trim())
+        .await?
+        .ok_or_else(|| ApiError::not_found("model"))?;
+    gateway::delete_model(state.db(), model.id).await?;
+    Ok(axum::Json(
+        serde_json::json!({ "deleted": true, "name": model.name }),
+    ))
+}

@@ -1,0 +1,411 @@
+//! The OpenAI-compatible gateway against a fake upstream: providers (sealed, masked), models,
+//! chat completions streamed and not, upstream failures, cancellation, embeddings.
+
+use std::sync::atomic::Ordering;
+
+use base64::Engine;
+use futures::StreamExt;
+use reqwest::Method;
+use serde_json::{json, Value};
+use squadron_actors::store::tokens::Role;
+
+use crate::helpers::{body, eventually, spawn_with, TestApp};
+use crate::upstream::{self, FakeUpstream};
+
+const KEY: &str = "sk-test-0123456789abcd";
+
+/// A server whose account has provider `fake` and a model for each behaviour of the fake.
+async fn gateway() -> (TestApp, FakeUpstream) {
+    let app = spawn_with(|c| c.upstream_timeout_secs = 1).await;
+    let fake = upstream::start().await;
+    let res = app
+        .post(
+            "/v1/core/add/provider",
+            json!({
+                "name": "fake", "base_url": fake.base_url, "api_key": KEY,
+                "headers": { "X-Org-Secret": "org-secret-value-42" },
+            }),
+        )
+        .await;
+    assert_eq!(res.status(), 200, "provider added");
+    for (name, upstream_model, kind) in [
+        ("gpt", "gpt-fake", "chat"),
+        ("flaky-429", "fail-429", "chat"),
+        ("flaky-500", "fail-500", "chat"),
+        ("stuck", "stall", "chat"),
+        ("broken", "broken", "chat"),
+        ("slow", "slow", "chat"),
+        ("embedder", "embed-fake", "embedding"),
+    ] {
+        let mut model =
+            json!({ "name": name, "provider": "fake", "model": upstream_model, "kind": kind });
+        if kind == "embedding" {
+            model["dimensions"] = json!(8);
+        }
+        assert_eq!(
+            app.post("/v1/core/add/model", model).await.status(),
+            200,
+            "{name}"
+        );
+    }
+    (app, fake)
+}
+
+fn chat(model: &str, stream: bool) -> Value {
+    json!({ "model": model, "stream": stream, "messages": [
+        { "role": "system", "content": "be brief" }, { "role": "user", "content": "hello brave new world" },
+    ]})
+}
+
+#[tokio::test]
+async fn provider_secrets_are_sealed_at_rest_and_masked_in_reads() {
+    let (app, fake) = gateway().await;
+    let list = body(app.get("/v1/core/providers").await).await;
+    assert_eq!(list["object"], "list");
+    let provider = &list["data"][0];
+    assert_eq!(provider["api_key"], "sk-...abcd");
+    assert_eq!(provider["headers"]["X-Org-Secret"], "org...e-42");
+    let text = app.get("/v1/core/providers").await.text().await.unwrap();
+    assert!(!text.contains(KEY) && !text.contains("org-secret-value-42"));
+
+    let db = squadron_actors::store::connect(app.config.database_url.as_ref().unwrap())
+        .await
+        .unwrap();
+    let org = squadron_actors::store::orgs::find_by_name(&db, "default")
+        .await
+        .unwrap()
+        .unwrap();
+    let row = squadron_actors::store::gateway::providers(&db, org.id)
+        .await
+        .unwrap()
+        .remove(0);
+    let sealed = row.api_key_sealed.unwrap();
+    assert!(
+        sealed.starts_with("v1:") && !sealed.contains(KEY),
+        "sealed at rest"
+    );
+    assert!(!row.headers_sealed.unwrap().contains("org-secret"));
+
+    // The real key and headers go upstream.
+    let res = app.post("/v1/chat/completions", chat("gpt", false)).await;
+    assert_eq!(res.status(), 200);
+    let (headers, _) = fake.recorder.last();
+    assert_eq!(headers["authorization"], format!("Bearer {KEY}"));
+    assert_eq!(headers["x-org-secret"], "org-secret-value-42");
+
+    let res = app
+        .post(
+            "/v1/core/add/provider",
+            json!({ "name": "fake", "base_url": fake.base_url }),
+        )
+        .await;
+    assert_eq!(res.status(), 409);
+    let res = app
+        .post(
+            "/v1/core/add/provider",
+            json!({ "name": "ftp", "base_url": "ftp://x" }),
+        )
+        .await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(body(res).await["error"]["type"], "invalid_request_error");
+}
+
+#[tokio::test]
+async fn models_are_listed_mapped_and_guard_their_provider() {
+    let (app, _fake) = gateway().await;
+    let models = body(app.get("/v1/models").await).await;
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"gpt") && ids.contains(&"embedder"), "{ids:?}");
+    assert_eq!(models["data"][0]["object"], "model");
+    let map = body(app.get("/v1/modelmap").await).await;
+    let gpt = map["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "gpt")
+        .unwrap();
+    assert_eq!(
+        (
+            gpt["provider"].as_str(),
+            gpt["upstream_model"].as_str(),
+            gpt["kind"].as_str()
+        ),
+        (Some("fake"), Some("gpt-fake"), Some("chat"))
+    );
+    let upstream = body(
+        app.post("/v1/core/models", json!({ "provider": "fake" }))
+            .await,
+    )
+    .await;
+    assert_eq!(upstream["data"][0]["id"], "gpt-fake");
+
+    assert_eq!(
+        app.post(
+            "/v1/core/add/model",
+            json!({ "name": "gpt", "provider": "fake", "model": "x" })
+        )
+        .await
+        .status(),
+        409
+    );
+    assert_eq!(
+        app.post(
+            "/v1/core/add/model",
+            json!({ "name": "new", "provider": "nope", "model": "x" })
+        )
+        .await
+        .status(),
+        404
+    );
+    assert_eq!(
+        app.post(
+            "/v1/core/add/model",
+            json!({ "name": "new", "provider": "fake", "model": "x", "kind": "audio" })
+        )
+        .await
+        .status(),
+        400
+    );
+    let res = app
+        .post("/v1/core/delete/provider", json!({ "name": "fake" }))
+        .await;
+    assert_eq!(res.status(), 409, "models still use it");
+    assert_eq!(
+        app.post("/v1/core/delete/model", json!({ "name": "gpt" }))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.post("/v1/core/delete/model", json!({ "name": "gpt" }))
+            .await
+            .status(),
+        404
+    );
+
+    // Another organization sees none of it, and a squad key may not use the gateway.
+    let theirs = app.org_token("rival", Role::Admin).await;
+    let res = app
+        .as_token(&theirs, Method::GET, "/v1/models")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body(res).await["data"], json!([]));
+    let res = app
+        .as_token(&theirs, Method::POST, "/v1/chat/completions")
+        .json(&chat("embedder", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let squad = app.set_up_squad(&["Writer"]).await;
+    let res = app
+        .as_agent(&squad.squad_key, "Writer", Method::GET, "/v1/models")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+}
+
+#[tokio::test]
+async fn chat_completions_pass_through_with_the_upstream_model() {
+    let (app, fake) = gateway().await;
+    let mut request = chat("gpt", false);
+    request["top_k"] = json!(5);
+    request["vendor_extension"] = json!({ "keep": true });
+    let res = app.post("/v1/chat/completions", request).await;
+    assert_eq!(res.status(), 200);
+    let completion = body(res).await;
+    assert_eq!(
+        completion["choices"][0]["message"]["content"],
+        "world new brave hello "
+    );
+    assert_eq!(completion["usage"]["prompt_tokens"], 7);
+    let (_, sent) = fake.recorder.last();
+    assert_eq!(sent["model"], "gpt-fake");
+    assert_eq!(sent["top_k"], 5, "unknown parameters pass through");
+    assert_eq!(sent["vendor_extension"], json!({ "keep": true }));
+
+    for (payload, status) in [
+        (json!({ "messages": [] }), 400),
+        (json!({ "model": "gpt" }), 400),
+        (json!({ "model": "no-such", "messages": [] }), 404),
+        (json!({ "model": "embedder", "messages": [] }), 404),
+    ] {
+        let res = app.post("/v1/chat/completions", payload.clone()).await;
+        assert_eq!(res.status(), status, "{payload}");
+        assert!(body(res).await["error"]["message"].is_string());
+    }
+}
+
+/// The `data:` payloads of an SSE response, in order.
+async fn sse_data(res: reqwest::Response) -> Vec<String> {
+    let text = res.text().await.unwrap();
+    text.split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: ").map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn streams_end_with_done_and_usage_only_when_asked() {
+    let (app, fake) = gateway().await;
+    let tokens_before = app
+        .metric("squadron_gateway_tokens_total{model=\"gpt\",direction=\"out\"}")
+        .await;
+    let res = app.post("/v1/chat/completions", chat("gpt", true)).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let events = sse_data(res).await;
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, "world new brave hello ");
+    assert!(
+        chunks.iter().all(|c| c["usage"].is_null()),
+        "no usage chunk unless asked"
+    );
+    let (_, sent) = fake.recorder.last();
+    assert_eq!(
+        sent["stream_options"]["include_usage"], true,
+        "usage is always asked of the upstream"
+    );
+    assert!(
+        app.metric("squadron_gateway_tokens_total{model=\"gpt\",direction=\"out\"}")
+            .await
+            >= tokens_before + 4.0
+    );
+
+    let mut asked = chat("gpt", true);
+    asked["stream_options"] = json!({ "include_usage": true });
+    let events = sse_data(app.post("/v1/chat/completions", asked).await).await;
+    let usage: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
+    assert_eq!(usage["usage"]["completion_tokens"], 4);
+    assert_eq!(usage["choices"], json!([]));
+}
+
+#[tokio::test]
+async fn upstream_failures_keep_openais_error_shape() {
+    let (app, _fake) = gateway().await;
+    let res = app
+        .post("/v1/chat/completions", chat("flaky-429", false))
+        .await;
+    assert_eq!(res.status(), 429);
+    assert_eq!(res.headers()["retry-after"], "7");
+    let err = body(res).await;
+    assert_eq!(err["error"]["type"], "rate_limit_error");
+    assert!(err["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("slow down"));
+
+    let res = app
+        .post("/v1/chat/completions", chat("flaky-500", true))
+        .await;
+    assert_eq!(res.status(), 502);
+    assert_eq!(body(res).await["error"]["type"], "server_error");
+
+    let started = std::time::Instant::now();
+    let res = app.post("/v1/chat/completions", chat("stuck", false)).await;
+    assert_eq!(res.status(), 504);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "the upstream timeout (1 s) applies"
+    );
+
+    // A stream broken mid-way ends with an error object instead of [DONE].
+    let events = sse_data(app.post("/v1/chat/completions", chat("broken", true)).await).await;
+    let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["type"], "server_error");
+    assert!(!events.contains(&"[DONE]".to_owned()));
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_cancels_the_upstream_stream() {
+    let (app, fake) = gateway().await;
+    let res = app.post("/v1/chat/completions", chat("slow", true)).await;
+    assert_eq!(res.status(), 200);
+    let mut stream = res.bytes_stream();
+    stream.next().await.expect("a first chunk").unwrap();
+    drop(stream);
+    eventually("the upstream stream is dropped", || async {
+        fake.recorder.dropped_streams.load(Ordering::SeqCst) == 1
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn embeddings_in_float_and_base64_and_the_seeds_refusals() {
+    let (app, fake) = gateway().await;
+    let res = app
+        .post(
+            "/v1/embeddings",
+            json!({ "model": "embedder", "input": ["abc", "hello"] }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let floats = body(res).await;
+    assert_eq!(floats["model"], "embedder");
+    assert_eq!(floats["data"][1]["embedding"][0], 5.0 / 8.0);
+    assert_eq!(fake.recorder.last().1["model"], "embed-fake");
+
+    let res = app
+        .post(
+            "/v1/embeddings",
+            json!({ "model": "embedder", "input": "hello", "encoding_format": "base64" }),
+        )
+        .await;
+    let encoded = body(res).await["data"][0]["embedding"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .unwrap();
+    let first = f32::from_le_bytes(bytes[..4].try_into().unwrap());
+    assert_eq!((bytes.len(), first), (32, 5.0 / 8.0));
+
+    let res = app
+        .post(
+            "/v1/embeddings",
+            json!({ "model": "text-embedding-3-large", "input": "x" }),
+        )
+        .await;
+    assert_eq!(res.status(), 400);
+    let message = body(res).await["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for name in [
+        "text-embedding-3-small",
+        "nomic-embed-text-v1.5",
+        "embedder",
+    ] {
+        assert!(message.contains(name), "{message}");
+    }
+    for bad in [
+        json!({ "model": "gpt", "input": "x" }),
+        json!({ "model": "embedder", "input": [] }),
+        json!({ "model": "embedder", "input": "x", "encoding_format": "hex" }),
+        json!({ "model": "embedder", "input": "x", "dimensions": 9 }),
+    ] {
+        assert_eq!(
+            app.post("/v1/embeddings", bad.clone()).await.status(),
+            400,
+            "{bad}"
+        );
+    }
+}

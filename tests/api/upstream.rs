@@ -1,0 +1,201 @@
+//! A small OpenAI-compatible upstream for the gateway tests. It records what it is sent and
+//! injects faults chosen by the upstream model name: `fail-429`, `fail-500`, `stall`, `broken`
+//! (a stream cut off mid-way) and `slow` (a long stream, to test cancellation).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+#[derive(Default)]
+pub struct Recorder {
+    /// (headers, body) of every request, in order.
+    pub requests: Mutex<Vec<(HeaderMap, Value)>>,
+    /// Streams whose client went away before the end.
+    pub dropped_streams: AtomicUsize,
+}
+
+impl Recorder {
+    pub fn last(&self) -> (HeaderMap, Value) {
+        self.requests
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("a request reached the upstream")
+    }
+}
+
+pub struct FakeUpstream {
+    /// The base URL to register as a provider (`http://127.0.0.1:PORT/v1`).
+    pub base_url: String,
+    pub recorder: Arc<Recorder>,
+}
+
+pub async fn start() -> FakeUpstream {
+    let recorder = Arc::new(Recorder::default());
+    let app = Router::new()
+        .route("/v1/models", get(models))
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/embeddings", post(embeddings))
+        .with_state(recorder.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base_url = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    FakeUpstream { base_url, recorder }
+}
+
+async fn models() -> Json<Value> {
+    Json(json!({ "object": "list", "data": [
+        { "id": "gpt-fake", "object": "model", "created": 0, "owned_by": "fake" },
+        { "id": "embed-fake", "object": "model", "created": 0, "owned_by": "fake" },
+    ]}))
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        Json(
+            json!({ "error": { "message": message, "type": "fake", "param": null, "code": null } }),
+        ),
+    )
+        .into_response()
+}
+
+/// Answers with the last user message, reversed word by word.
+fn reply(body: &Value) -> Vec<String> {
+    let last = body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .cloned()
+        .unwrap_or_default();
+    let text = last["content"].as_str().unwrap_or("").to_owned();
+    text.split_whitespace()
+        .rev()
+        .map(|w| format!("{w} "))
+        .collect()
+}
+
+fn chunk(model: &str, delta: Value, finish: Value) -> String {
+    let chunk = json!({
+        "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": model,
+        "choices": [{ "index": 0, "delta": delta, "finish_reason": finish }],
+    });
+    format!("data: {chunk}\n\n")
+}
+
+/// Counts a stream as dropped unless it reached its end.
+struct Finish(Arc<Recorder>, bool);
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.dropped_streams.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+async fn chat(
+    State(recorder): State<Arc<Recorder>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    recorder
+        .requests
+        .lock()
+        .unwrap()
+        .push((headers, body.clone()));
+    let model = body["model"].as_str().unwrap_or("").to_owned();
+    match model.as_str() {
+        "fail-429" => {
+            let mut res = error(StatusCode::TOO_MANY_REQUESTS, "slow down");
+            res.headers_mut()
+                .insert("retry-after", "7".parse().unwrap());
+            return res;
+        }
+        "fail-500" => return error(StatusCode::INTERNAL_SERVER_ERROR, "it broke"),
+        "stall" => {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "too late");
+        }
+        _ => {}
+    }
+    let words = reply(&body);
+    let usage = json!({ "prompt_tokens": 7, "completion_tokens": words.len(), "total_tokens": 7 + words.len() });
+    if body["stream"].as_bool() != Some(true) {
+        return Json(json!({
+            "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": model,
+            "choices": [{ "index": 0, "message": { "role": "assistant", "content": words.concat() }, "finish_reason": "stop" }],
+            "usage": usage,
+        }))
+        .into_response();
+    }
+    let include_usage = body["stream_options"]["include_usage"].as_bool() == Some(true);
+    let stream = async_stream::stream! {
+        let mut finish = Finish(recorder.clone(), false);
+        yield Ok::<Bytes, std::io::Error>(Bytes::from(chunk(&model, json!({ "role": "assistant" }), Value::Null)));
+        let count = if model == "slow" { 400 } else { words.len() };
+        for i in 0..count {
+            if model == "slow" {
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            if model == "broken" && i == 1 {
+                // Let the headers and first chunks go out, so the break is mid-stream.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                yield Err(std::io::Error::other("connection reset"));
+                return;
+            }
+            let word = words.get(i).cloned().unwrap_or_else(|| "tick ".into());
+            yield Ok(Bytes::from(chunk(&model, json!({ "content": word }), Value::Null)));
+        }
+        yield Ok(Bytes::from(chunk(&model, json!({}), json!("stop"))));
+        if include_usage {
+            let last = json!({ "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": model, "choices": [], "usage": usage });
+            yield Ok(Bytes::from(format!("data: {last}\n\n")));
+        }
+        yield Ok(Bytes::from_static(b"data: [DONE]\n\n"));
+        finish.1 = true;
+    };
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from_stream(stream))
+        .unwrap()
+}
+
+/// Deterministic 8-dimensional vectors: the input's length and bytes, scaled.
+async fn embeddings(
+    State(recorder): State<Arc<Recorder>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    recorder
+        .requests
+        .lock()
+        .unwrap()
+        .push((headers, body.clone()));
+    let inputs: Vec<String> = match &body["input"] {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().unwrap_or("").to_owned())
+            .collect(),
+        _ => return error(StatusCode::BAD_REQUEST, "bad input"),
+    };
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let v: Vec<f32> = (0..8).map(|d| (text.len() + d) as f32 / 8.0).collect();
+            json!({ "object": "embedding", "index": i, "embedding": v })
+        })
+        .collect();
+    Json(json!({ "object": "list", "data": data, "model": body["model"], "usage": { "prompt_tokens": inputs.len(), "total_tokens": inputs.len() } }))
+        .into_response()
+}
