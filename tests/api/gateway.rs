@@ -409,3 +409,28 @@ async fn embeddings_in_float_and_base64_and_the_seeds_refusals() {
         );
     }
 }
+
+/// The official `openai` Python package, unchanged, against our /v1. `scripts/test` installs
+/// it and names its interpreter in `SQUADRON_TEST_PYTHON`.
+#[tokio::test]
+async fn the_official_openai_python_sdk_works_unchanged() {
+    let Some(python) = std::env::var_os("SQUADRON_TEST_PYTHON") else {
+        eprintln!("skipped: set SQUADRON_TEST_PYTHON to a python with `openai` (scripts/test does)");
+        return;
+    };
+    let (app, _fake) = gateway().await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/openai_compat.py");
+    let out = tokio::process::Command::new(python)
+        .arg(script)
+        .env("OPENAI_BASE_URL", app.url("/v1"))
+        .env("OPENAI_API_KEY", &app.admin)
+        .output()
+        .await
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "the openai SDK failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
