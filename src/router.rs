@@ -14,12 +14,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::extract::BodyLimit;
-use crate::api::gateway::{chat, embeddings, models, providers};
+use crate::api::gateway::{agents as gateway_agents, chat, embeddings, models, providers};
 use crate::api::mission_control::{
     agents, board, documents, notifications, setup, squads, tasks, watch_items,
 };
 use crate::api::ops;
-use crate::api::squados::tokens;
+use crate::api::squados::{agents as org_agents, tokens};
 use crate::error;
 use crate::live::{sse, tickets, ws};
 use crate::state::AppState;
@@ -108,7 +108,9 @@ pub fn build(state: AppState) -> Router {
     let squados = OpenApiRouter::new()
         .routes(routes!(tokens::create, tokens::index))
         .routes(routes!(tokens::revoke))
-        .routes(routes!(tokens::delete));
+        .routes(routes!(tokens::delete))
+        .routes(routes!(org_agents::index))
+        .routes(routes!(org_agents::show));
 
     let gateway = OpenApiRouter::new()
         .routes(routes!(models::index))
@@ -120,7 +122,10 @@ pub fn build(state: AppState) -> Router {
         .routes(routes!(providers::delete))
         .routes(routes!(providers::upstream_models))
         .routes(routes!(providers::add_model))
-        .routes(routes!(providers::delete_model));
+        .routes(routes!(providers::delete_model))
+        .routes(routes!(gateway_agents::index))
+        .routes(routes!(gateway_agents::add))
+        .routes(routes!(gateway_agents::delete));
 
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(public)

@@ -86,7 +86,7 @@ impl AsRef<str> for AgentName {
 }
 
 /// What an agent is meant to be, from which its SOUL.md is written.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AgentSpec {
     pub name: AgentName,
     pub role: String,
@@ -94,6 +94,17 @@ pub struct AgentSpec {
     pub expertise: Vec<String>,
     /// How often the agent means to heartbeat; it is marked offline after 1.5x this.
     pub heartbeat_interval_secs: i32,
+    /// Set for agents that answer in the gateway.
+    pub llm: Option<LlmSettings>,
+}
+
+/// How an agent answers in the gateway.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlmSettings {
+    pub model_id: uuid::Uuid,
+    pub system_prompt: Option<String>,
+    /// Generation defaults, a JSON object.
+    pub params: serde_json::Value,
 }
 
 impl AgentSpec {
@@ -126,12 +137,13 @@ impl AgentSpec {
                 .map(|e| bounded("expertise item", e.trim(), 100))
                 .collect::<Result<_, _>>()?,
             heartbeat_interval_secs: interval as i32,
+            llm: None,
         })
     }
 }
 
 /// A squad to create, with the specs of its first agents.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewSquad {
     pub name: SquadName,
     pub description: Option<String>,

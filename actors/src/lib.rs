@@ -91,6 +91,8 @@ pub struct Core {
     pub shared: Arc<Shared>,
     registry: Arc<Registry>,
     root: ActorRef<RootMsg>,
+    /// Serializes making default squads, so an organization gets exactly one.
+    default_squads: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Core {
@@ -114,6 +116,7 @@ impl Core {
                 shared,
                 registry,
                 root,
+                default_squads: Arc::new(tokio::sync::Mutex::new(())),
             },
             handle,
         ))
@@ -160,6 +163,26 @@ impl Core {
         txn.commit().await?;
         self.hub().publish(Arc::new(LiveEvent::from(&event)));
         Ok((squad, agents, setup_token))
+    }
+
+    /// The organization's default squad, made on first need; agents created through the
+    /// gateway join it.
+    pub async fn default_squad(&self, org_id: Uuid) -> Result<squad_entity::Model, CoreError> {
+        let _one_at_a_time = self.default_squads.lock().await;
+        if let Some(squad) = store::squads::default_of(self.db(), org_id).await? {
+            return Ok(squad);
+        }
+        let new = NewSquad::parse(
+            "Default",
+            Some("Agents made through the gateway"),
+            None,
+            Vec::new(),
+        )
+        .map_err(|e| CoreError::Invalid(e.0))?;
+        let (squad, _, _) = self.create_squad(org_id, &new).await?;
+        let mut active: squad_entity::ActiveModel = squad.into();
+        active.is_default = sea_orm::Set(true);
+        Ok(sea_orm::ActiveModelTrait::update(active, self.db()).await?)
     }
 
     /// The squad's running actor, spawned from the store if it is not running.

@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261123_000001_foundation;
 mod m20261123_000002_mission_control;
 mod m20261123_000003_gateway;
+mod m20261123_000004_gateway_agents;
 mod util;
 
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_foundation::Migration),
             Box::new(m20261123_000002_mission_control::Migration),
             Box::new(m20261123_000003_gateway::Migration),
+            Box::new(m20261123_000004_gateway_agents::Migration),
         ]
     }
 }

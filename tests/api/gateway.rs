@@ -415,7 +415,9 @@ async fn embeddings_in_float_and_base64_and_the_seeds_refusals() {
 #[tokio::test]
 async fn the_official_openai_python_sdk_works_unchanged() {
     let Some(python) = std::env::var_os("SQUADRON_TEST_PYTHON") else {
-        eprintln!("skipped: set SQUADRON_TEST_PYTHON to a python with `openai` (scripts/test does)");
+        eprintln!(
+            "skipped: set SQUADRON_TEST_PYTHON to a python with `openai` (scripts/test does)"
+        );
         return;
     };
     let (app, _fake) = gateway().await;
@@ -432,5 +434,205 @@ async fn the_official_openai_python_sdk_works_unchanged() {
         "the openai SDK failed:\n{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn agents_answer_with_their_prompt_and_defaults_and_are_mirrored_live() {
+    let (app, fake) = gateway().await;
+    let res = app
+        .post("/v1/core/add/agent", json!({
+            "name": "Pirate", "model": "gpt", "system_prompt": "Talk like a pirate.", "temperature": 0.2,
+        }))
+        .await;
+    assert_eq!(res.status(), 200);
+    let agent = body(res).await;
+    assert_eq!(
+        (
+            agent["model"].as_str(),
+            agent["params"]["temperature"].as_f64()
+        ),
+        (Some("gpt"), Some(0.2))
+    );
+    let squad_id = agent["squad_id"].as_str().unwrap().to_owned();
+
+    let listed = body(app.get("/v1/models").await).await;
+    assert!(listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["id"] == "Pirate" && m["owned_by"] == "agent"));
+    let core = body(app.get("/v1/core/agents").await).await;
+    assert_eq!(core["data"][0]["system_prompt"], "Talk like a pirate.");
+
+    // A dashboard watching the agent's squad sees the completion as it happens.
+    let mut dashboard = app.ws(&app.admin).await;
+    dashboard.subscribe(&squad_id, None).await;
+    let events = sse_data(app.post("/v1/chat/completions", chat("Pirate", true)).await).await;
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    let (_, sent) = fake.recorder.last();
+    assert_eq!(sent["model"], "gpt-fake");
+    assert_eq!(
+        sent["messages"][0],
+        json!({ "role": "system", "content": "Talk like a pirate." })
+    );
+    assert_eq!(
+        sent["messages"][1]["content"], "be brief",
+        "the client's own messages follow"
+    );
+    assert_eq!(sent["temperature"], 0.2, "the agent's default fills in");
+
+    let mut kinds = Vec::new();
+    let mut text = String::new();
+    while !kinds.contains(&"agent.completion.finished".to_owned()) {
+        let msg = dashboard.next().await;
+        let kind = msg["event"]["kind"].as_str().unwrap().to_owned();
+        if kind == "agent.completion.delta" {
+            text.push_str(msg["event"]["text"].as_str().unwrap());
+        }
+        if kind == "agent.completion.finished" {
+            assert!(
+                msg["seq"].is_i64(),
+                "the finished completion is a stored event"
+            );
+            assert_eq!(msg["event"]["outcome"], "completed");
+            assert_eq!(msg["event"]["usage"]["completion_tokens"], 4);
+        }
+        kinds.push(kind);
+    }
+    assert_eq!(kinds[0], "agent.completion.started");
+    assert_eq!(
+        text, "world new brave hello ",
+        "the deltas add up to the answer"
+    );
+
+    // A client's own temperature wins over the default.
+    let mut warm = chat("Pirate", false);
+    warm["temperature"] = json!(0.9);
+    assert_eq!(app.post("/v1/chat/completions", warm).await.status(), 200);
+    assert_eq!(fake.recorder.last().1["temperature"], 0.9);
+}
+
+#[tokio::test]
+async fn models_and_agents_share_one_namespace() {
+    let (app, _fake) = gateway().await;
+    let res = app
+        .post(
+            "/v1/core/add/agent",
+            json!({ "name": "gpt", "model": "gpt" }),
+        )
+        .await;
+    assert_eq!(res.status(), 409, "an agent may not take a model's name");
+    assert_eq!(
+        app.post(
+            "/v1/core/add/agent",
+            json!({ "name": "Helper", "model": "gpt" })
+        )
+        .await
+        .status(),
+        200
+    );
+    let res = app
+        .post(
+            "/v1/core/add/model",
+            json!({ "name": "Helper", "provider": "fake", "model": "x" }),
+        )
+        .await;
+    assert_eq!(res.status(), 409, "nor a model an agent's");
+    assert_eq!(
+        app.post(
+            "/v1/core/add/agent",
+            json!({ "name": "helper", "model": "gpt" })
+        )
+        .await
+        .status(),
+        409
+    );
+    for bad in [
+        json!({ "name": "X1", "model": "no-such" }),
+        json!({ "name": "X2", "model": "embedder" }),
+    ] {
+        assert_eq!(
+            app.post("/v1/core/add/agent", bad.clone()).await.status(),
+            404,
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        app.post(
+            "/v1/core/add/agent",
+            json!({ "name": "X3", "model": "gpt", "mood": "sunny" })
+        )
+        .await
+        .status(),
+        400
+    );
+    assert_eq!(
+        app.post("/v1/core/delete/model", json!({ "name": "gpt" }))
+            .await
+            .status(),
+        409,
+        "an agent uses it"
+    );
+    assert_eq!(
+        app.post("/v1/core/delete/agent", json!({ "name": "Helper" }))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.post("/v1/chat/completions", chat("Helper", false))
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        app.post("/v1/core/delete/model", json!({ "name": "gpt" }))
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn squados_lists_the_organizations_agents() {
+    let (app, _fake) = gateway().await;
+    app.post(
+        "/v1/core/add/agent",
+        json!({ "name": "Pirate", "model": "gpt" }),
+    )
+    .await;
+    let squad = app.set_up_squad(&["Writer"]).await;
+    let res = app.get("/api/v1/agents").await;
+    assert_eq!(res.status(), 200);
+    let agents = body(res).await["data"].as_array().unwrap().clone();
+    let names: Vec<&str> = agents.iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert!(
+        names.contains(&"Pirate") && names.contains(&"Writer"),
+        "{names:?}"
+    );
+    let pirate = agents.iter().find(|a| a["name"] == "Pirate").unwrap();
+    assert_eq!(pirate["model"], "gpt");
+    let id = pirate["id"].as_str().unwrap();
+    let one = body(app.get(&format!("/api/v1/agents/{id}")).await).await;
+    assert_eq!(one["data"]["name"], "Pirate");
+
+    let theirs = app.org_token("rival", Role::Admin).await;
+    let res = app
+        .as_token(&theirs, Method::GET, &format!("/api/v1/agents/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let res = app
+        .as_token(&theirs, Method::GET, "/api/v1/agents")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body(res).await["meta"]["count"], 0);
+    let writer = squad.setup["agents"][0]["id"].as_str().unwrap();
+    assert_eq!(
+        app.get(&format!("/api/v1/agents/{writer}")).await.status(),
+        200
     );
 }

@@ -7,6 +7,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::entity::agent::{self, Entity as Agents};
 use super::entity::model::{self, Entity as Models};
 use super::entity::provider::{self, Entity as Providers};
 
@@ -119,6 +120,17 @@ pub async fn models(db: &impl ConnectionTrait, org_id: Uuid) -> Result<Vec<model
         .await
 }
 
+pub async fn model_by_id(
+    db: &impl ConnectionTrait,
+    org_id: Uuid,
+    id: Uuid,
+) -> Result<Option<model::Model>, DbErr> {
+    Models::find_by_id(id)
+        .filter(model::Column::OrgId.eq(org_id))
+        .one(db)
+        .await
+}
+
 pub async fn model_by_name(
     db: &impl ConnectionTrait,
     org_id: Uuid,
@@ -128,6 +140,37 @@ pub async fn model_by_name(
         .filter(model::Column::OrgId.eq(org_id))
         .filter(model::Column::Name.eq(name))
         .one(db)
+        .await
+}
+
+/// The account's agents that answer in the gateway (they have a model).
+pub async fn agents(db: &impl ConnectionTrait, org_id: Uuid) -> Result<Vec<agent::Model>, DbErr> {
+    Agents::find()
+        .filter(agent::Column::OrgId.eq(org_id))
+        .filter(agent::Column::ModelId.is_not_null())
+        .order_by_asc(agent::Column::Name)
+        .all(db)
+        .await
+}
+
+pub async fn agent_by_name(
+    db: &impl ConnectionTrait,
+    org_id: Uuid,
+    name: &str,
+) -> Result<Option<agent::Model>, DbErr> {
+    Agents::find()
+        .filter(agent::Column::OrgId.eq(org_id))
+        .filter(agent::Column::ModelId.is_not_null())
+        .filter(agent::Column::NameKey.eq(name.trim().to_ascii_lowercase()))
+        .one(db)
+        .await
+}
+
+/// How many agents answer with the model.
+pub async fn agents_of_model(db: &impl ConnectionTrait, model_id: Uuid) -> Result<u64, DbErr> {
+    Agents::find()
+        .filter(agent::Column::ModelId.eq(model_id))
+        .count(db)
         .await
 }
 

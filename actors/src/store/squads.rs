@@ -28,6 +28,7 @@ pub async fn insert(
         setup_token_hash: Set(Some(setup.0)),
         setup_expires_at: Set(Some(setup.1)),
         setup_used_at: Set(None),
+        is_default: Set(false),
     }
     .insert(db)
     .await
@@ -56,6 +57,9 @@ pub async fn insert_agent(
         heartbeat_offset: Set(0),
         current_task_id: Set(None),
         activated_at: Set(None),
+        model_id: Set(spec.llm.as_ref().map(|l| l.model_id)),
+        system_prompt: Set(spec.llm.as_ref().and_then(|l| l.system_prompt.clone())),
+        params: Set(spec.llm.as_ref().map(|l| l.params.clone())),
     }
     .insert(db)
     .await
@@ -66,6 +70,19 @@ pub async fn list(db: &impl ConnectionTrait, org_id: Uuid) -> Result<Vec<squad::
         .filter(squad::Column::OrgId.eq(org_id))
         .order_by_asc(squad::Column::CreatedAt)
         .all(db)
+        .await
+}
+
+/// The organization's default squad, if it has one yet.
+pub async fn default_of(
+    db: &impl ConnectionTrait,
+    org_id: Uuid,
+) -> Result<Option<squad::Model>, DbErr> {
+    Squads::find()
+        .filter(squad::Column::OrgId.eq(org_id))
+        .filter(squad::Column::IsDefault.eq(true))
+        .order_by_asc(squad::Column::CreatedAt)
+        .one(db)
         .await
 }
 

@@ -12,7 +12,8 @@ use axum::response::{IntoResponse, Response};
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use serde_json::{json, Value};
-use squadron_actors::store::{entity::model, gateway};
+use squadron_actors::squad::SquadMsg;
+use squadron_actors::store::{entity::agent, entity::model, gateway};
 use uuid::Uuid;
 
 use super::upstream::Upstream;
@@ -65,7 +66,140 @@ pub fn requested_model(body: &Value) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::Validation("model is required".into()))
 }
 
+/// What a request's `model` names: one of the account's chat models, or one of its agents
+/// (returned too: it answers with its own model, system prompt and defaults).
+async fn target(
+    state: &AppState,
+    org_id: Uuid,
+    name: &str,
+) -> Result<(model::Model, Option<agent::Model>), ApiError> {
+    if let Some(agent) = gateway::agent_by_name(state.db(), org_id, name).await? {
+        if let Some(model_id) = agent.model_id {
+            if let Some(model) = gateway::model_by_id(state.db(), org_id, model_id).await? {
+                return Ok((model, Some(agent)));
+            }
+        }
+    }
+    Ok((model_of(state, org_id, name, "chat").await?, None))
+}
+
+/// An agent's system prompt (or else its SOUL.md) goes first; its defaults fill what the
+/// request leaves out.
+fn apply_agent(body: &mut Value, agent: &agent::Model) {
+    let prompt = agent
+        .system_prompt
+        .clone()
+        .or_else(|| (!agent.soul_md.is_empty()).then(|| agent.soul_md.clone()));
+    if let (Some(prompt), Some(messages)) = (prompt, body["messages"].as_array_mut()) {
+        messages.insert(0, json!({ "role": "system", "content": prompt }));
+    }
+    if let Some(Value::Object(params)) = &agent.params {
+        for (key, value) in params {
+            if body.get(key).is_none_or(Value::is_null) {
+                body[key] = value.clone();
+            }
+        }
+    }
+}
+
+/// Mirrors an agent's completion to its squad's live subscribers: started, deltas coalesced
+/// every [`Mirror::EVERY`], and finished (a stored event) with usage, or cancelled.
+struct Mirror {
+    state: AppState,
+    squad_id: Uuid,
+    agent: Value,
+    completion_id: Uuid,
+    pending: String,
+    last_flush: Instant,
+    usage: Value,
+    done: bool,
+}
+
+impl Mirror {
+    const EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+    fn start(state: &AppState, agent: &agent::Model, stream: bool) -> Mirror {
+        let mirror = Mirror {
+            state: state.clone(),
+            squad_id: agent.squad_id,
+            agent: json!({ "id": agent.id, "name": agent.name }),
+            completion_id: Uuid::new_v4(),
+            pending: String::new(),
+            last_flush: Instant::now(),
+            usage: Value::Null,
+            done: false,
+        };
+        mirror.publish("agent.completion.started", json!({ "stream": stream }));
+        mirror
+    }
+
+    fn publish(&self, kind: &str, mut data: Value) {
+        let hub = self.state.core.hub();
+        if !hub.is_watched(self.squad_id) {
+            return;
+        }
+        data["completion_id"] = json!(self.completion_id);
+        data["agent"] = self.agent.clone();
+        let event = squadron_actors::live::LiveEvent::new(
+            self.squad_id,
+            None,
+            kind,
+            &data,
+            chrono::Utc::now(),
+        );
+        hub.publish(std::sync::Arc::new(event));
+    }
+
+    fn delta(&mut self, text: &str) {
+        self.pending.push_str(text);
+        if self.last_flush.elapsed() >= Self::EVERY {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            let text = std::mem::take(&mut self.pending);
+            self.publish("agent.completion.delta", json!({ "text": text }));
+        }
+        self.last_flush = Instant::now();
+    }
+
+    fn finish(&mut self, outcome: &str) {
+        self.flush();
+        self.done = true;
+        let name = self.agent["name"].as_str().unwrap_or_default().to_owned();
+        let event = json!({
+            "message": format!("{name} answered a chat ({outcome})"),
+            "by": self.agent,
+            "agent": self.agent,
+            "completion_id": self.completion_id,
+            "outcome": outcome,
+            "usage": self.usage,
+        });
+        let core = self.state.core.clone();
+        let squad_id = self.squad_id;
+        tokio::spawn(async move {
+            let _ = core
+                .cast_squad(
+                    squad_id,
+                    SquadMsg::Record(vec![("agent.completion.finished", event)]),
+                )
+                .await;
+        });
+    }
+}
+
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        if !self.done {
+            self.finish("cancelled");
+        }
+    }
+}
+
 /// Create a chat completion (OpenAI's request and response; `stream: true` for SSE chunks).
+/// `model` names one of the account's models or agents.
 #[utoipa::path(post, path = "/v1/chat/completions", tag = "gateway", request_body = Object,
     responses((status = 200, description = "a chat completion, or SSE chunks ending with [DONE]"),
         (status = 400), (status = 401), (status = 404), (status = 429), (status = 502), (status = 504)))]
@@ -78,7 +212,11 @@ pub async fn completions(
     if !body["messages"].is_array() {
         return Err(ApiError::Validation("messages must be an array".into()));
     }
-    let model = model_of(&state, caller.org_id, &name, "chat").await?;
+    let (model, agent) = target(&state, caller.org_id, &name).await?;
+    let mut mirror = agent.map(|agent| {
+        apply_agent(&mut body, &agent);
+        Mirror::start(&state, &agent, body["stream"].as_bool() == Some(true))
+    });
     let upstream = Upstream::load(&state, caller.org_id, model.provider_id).await?;
     body["model"] = Value::String(model.upstream_model.clone());
     let stream = body["stream"].as_bool() == Some(true);
@@ -108,6 +246,15 @@ pub async fn completions(
             .await
             .map_err(|e| upstream.transport_error(e))?;
         record_usage(&name, &completion["usage"]);
+        if let Some(mirror) = &mut mirror {
+            mirror.delta(
+                completion["choices"][0]["message"]["content"]
+                    .as_str()
+                    .unwrap_or(""),
+            );
+            mirror.usage = completion["usage"].clone();
+            mirror.finish("completed");
+        }
         return Ok(axum::Json(completion).into_response());
     }
     Ok(relay(
@@ -116,17 +263,19 @@ pub async fn completions(
         response,
         wants_usage,
         started,
+        mirror,
     ))
 }
 
-/// Relays the upstream's SSE chunks as they come. A broken upstream stream ends ours with an
-/// OpenAI error object.
+/// Relays the upstream's SSE chunks as they come (mirroring an agent's to its squad). A
+/// broken upstream stream ends ours with an OpenAI error object.
 fn relay(
     model: String,
     provider: String,
     response: reqwest::Response,
     wants_usage: bool,
     started: Instant,
+    mut mirror: Option<Mirror>,
 ) -> Response {
     let mut events = response.bytes_stream().eventsource();
     let chunks = async_stream::stream! {
@@ -140,6 +289,9 @@ fn relay(
                         "message": format!("provider {provider} broke off the stream: {err}"),
                         "type": "server_error", "param": null, "code": "upstream_error",
                     }});
+                    if let Some(mirror) = &mut mirror {
+                        mirror.finish("failed");
+                    }
                     yield Ok::<Bytes, std::io::Error>(Bytes::from(format!("data: {error}\n\n")));
                     break;
                 }
@@ -150,12 +302,21 @@ fn relay(
                     .record(started.elapsed().as_secs_f64());
             }
             if event.data.trim() == "[DONE]" {
+                if let Some(mirror) = &mut mirror {
+                    mirror.finish("completed");
+                }
                 yield Ok(Bytes::from_static(b"data: [DONE]\n\n"));
                 break;
             }
             if let Ok(chunk) = serde_json::from_str::<Value>(&event.data) {
+                if let (Some(mirror), Some(text)) = (&mut mirror, chunk["choices"][0]["delta"]["content"].as_str()) {
+                    mirror.delta(text);
+                }
                 if !chunk["usage"].is_null() {
                     record_usage(&model, &chunk["usage"]);
+                    if let Some(mirror) = &mut mirror {
+                        mirror.usage = chunk["usage"].clone();
+                    }
                     let usage_only = chunk["choices"].as_array().is_none_or(|c| c.is_empty());
                     if usage_only && !wants_usage {
                         continue;

@@ -1,6 +1,7 @@
 //! The OpenAI-compatible gateway (`/v1`, seed 000): providers and models of the account, and
 //! the calls forwarded to them (chat completions, embeddings).
 
+pub mod agents;
 pub mod chat;
 pub mod embeddings;
 pub mod models;

@@ -29,7 +29,7 @@ async fn provider_names(state: &AppState, org_id: Uuid) -> Result<HashMap<Uuid, 
         .collect())
 }
 
-/// The account's models, as OpenAI lists models.
+/// The account's models and agents, as OpenAI lists models.
 #[utoipa::path(get, path = "/v1/models", tag = "gateway",
     responses((status = 200, body = List<OpenAiModel>), (status = 401)))]
 pub async fn index(
@@ -38,17 +38,23 @@ pub async fn index(
 ) -> Result<axum::Json<List<OpenAiModel>>, ApiError> {
     let providers = provider_names(&state, caller.org_id).await?;
     let models = gateway::models(state.db(), caller.org_id).await?;
-    Ok(list(
-        models
-            .into_iter()
-            .map(|m| OpenAiModel {
-                owned_by: providers.get(&m.provider_id).cloned().unwrap_or_default(),
-                id: m.name,
-                object: "model",
-                created: m.created_at.timestamp(),
-            })
-            .collect(),
-    ))
+    let agents = gateway::agents(state.db(), caller.org_id).await?;
+    let mut listed: Vec<OpenAiModel> = models
+        .into_iter()
+        .map(|m| OpenAiModel {
+            owned_by: providers.get(&m.provider_id).cloned().unwrap_or_default(),
+            id: m.name,
+            object: "model",
+            created: m.created_at.timestamp(),
+        })
+        .collect();
+    listed.extend(agents.into_iter().map(|a| OpenAiModel {
+        id: a.name,
+        object: "model",
+        created: a.created_at.timestamp(),
+        owned_by: "agent".into(),
+    }));
+    Ok(list(listed))
 }
 
 /// Each model name with its provider, upstream model and kind.

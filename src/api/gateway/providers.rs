@@ -168,8 +168,14 @@ pub async fn add(
 
 #[derive(Deserialize, ToSchema)]
 pub struct ByName {
-    #[serde(alias = "providerName", alias = "modelName")]
+    #[serde(alias = "providerName", alias = "modelName", alias = "agentName")]
     name: String,
+}
+
+impl ByName {
+    pub fn name(&self) -> &str {
+        self.name.trim()
+    }
 }
 
 /// Delete a provider; 409 while models use it.
@@ -299,6 +305,14 @@ pub async fn add_model(
     let provider = gateway::provider_by_name(state.db(), caller.org_id, body.provider.trim())
         .await?
         .ok_or_else(|| ApiError::not_found("provider"))?;
+    if gateway::agent_by_name(state.db(), caller.org_id, &model_name)
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::Conflict(format!(
+            "an agent is named {model_name:?}; names of models and agents are shared"
+        )));
+    }
     let new = gateway::NewModel {
         name: model_name.clone(),
         provider_id: provider.id,
@@ -326,6 +340,13 @@ pub async fn delete_model(
     let model = gateway::model_by_name(state.db(), caller.org_id, body.name.trim())
         .await?
         .ok_or_else(|| ApiError::not_found("model"))?;
+    let used = gateway::agents_of_model(state.db(), model.id).await?;
+    if used > 0 {
+        return Err(ApiError::Conflict(format!(
+            "model {:?} is used by {used} agent(s); delete them first",
+            model.name
+        )));
+    }
     gateway::delete_model(state.db(), model.id).await?;
     Ok(axum::Json(
         serde_json::json!({ "deleted": true, "name": model.name }),

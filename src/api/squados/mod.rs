@@ -1,3 +1,4 @@
 //! SquadOS (`/api/v1`): the integration API of seed 001.
 
+pub mod agents;
 pub mod tokens;

@@ -25,6 +25,11 @@ pub struct Model {
     pub current_task_id: Option<Uuid>,
     /// When setup gave the agent its identity (SOUL.md, key); `None` before.
     pub activated_at: Option<DateTimeUtc>,
+    /// For agents that answer in the gateway: their model, system prompt and generation
+    /// defaults (a JSON object such as `{"temperature": 0.2}`).
+    pub model_id: Option<Uuid>,
+    pub system_prompt: Option<String>,
+    pub params: Option<Json>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

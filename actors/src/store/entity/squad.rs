@@ -14,6 +14,8 @@ pub struct Model {
     pub setup_token_hash: Option<String>,
     pub setup_expires_at: Option<DateTimeUtc>,
     pub setup_used_at: Option<DateTimeUtc>,
+    /// The account's default squad, which agents made through the gateway join.
+    pub is_default: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

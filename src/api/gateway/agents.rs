@@ -1,0 +1,192 @@
+//! `/v1/core` agents: agents that answer in the gateway with a model, a system prompt and
+//! generation defaults. They join the account's default squad, so they are squad agents too.
+//! Their names share one namespace with the account's models.
+
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use squadron_actors::domain::{AgentSpec, LlmSettings};
+use squadron_actors::squad::SquadMsg;
+use squadron_actors::store::{self, entity::agent, gateway};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::chat::model_of;
+use super::providers::{list, ByName, List};
+use crate::api::extract::Json;
+use crate::auth::OrgAuth;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Generation settings an agent may default.
+const PARAMS: [&str; 6] = [
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "presence_penalty",
+    "frequency_penalty",
+    "stop",
+];
+
+#[derive(Deserialize, ToSchema)]
+pub struct AddAgent {
+    name: String,
+    /// The account's chat model it answers with.
+    model: String,
+    /// Put before every conversation; without one, the agent's SOUL.md is used if it has one.
+    #[serde(default, alias = "systemPrompt", alias = "prompt")]
+    system_prompt: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    /// Defaults for temperature, top_p, max_tokens, presence_penalty, frequency_penalty, stop.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    params: Map<String, Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AgentView {
+    id: Uuid,
+    name: String,
+    model: Option<String>,
+    system_prompt: Option<String>,
+    #[schema(value_type = Object)]
+    params: Value,
+    squad_id: Uuid,
+    created_at: DateTime<Utc>,
+}
+
+impl AgentView {
+    pub fn new(a: agent::Model, model: Option<String>) -> AgentView {
+        AgentView {
+            id: a.id,
+            name: a.name,
+            model,
+            system_prompt: a.system_prompt,
+            params: a.params.unwrap_or(Value::Object(Map::new())),
+            squad_id: a.squad_id,
+            created_at: a.created_at,
+        }
+    }
+}
+
+async fn model_names(
+    state: &AppState,
+    org_id: Uuid,
+) -> Result<std::collections::HashMap<Uuid, String>, ApiError> {
+    Ok(gateway::models(state.db(), org_id)
+        .await?
+        .into_iter()
+        .map(|m| (m.id, m.name))
+        .collect())
+}
+
+/// The account's gateway agents.
+#[utoipa::path(get, path = "/v1/core/agents", tag = "gateway",
+    responses((status = 200, body = List<AgentView>), (status = 401)))]
+pub async fn index(
+    State(state): State<AppState>,
+    OrgAuth(caller): OrgAuth,
+) -> Result<axum::Json<List<AgentView>>, ApiError> {
+    let names = model_names(&state, caller.org_id).await?;
+    let agents = gateway::agents(state.db(), caller.org_id).await?;
+    Ok(list(
+        agents
+            .into_iter()
+            .map(|a| {
+                let model = a.model_id.and_then(|id| names.get(&id).cloned());
+                AgentView::new(a, model)
+            })
+            .collect(),
+    ))
+}
+
+/// Add an agent that answers with one of the account's chat models.
+#[utoipa::path(post, path = "/v1/core/add/agent", tag = "gateway", request_body = AddAgent,
+    responses((status = 200, body = AgentView), (status = 400), (status = 401), (status = 404), (status = 409)))]
+pub async fn add(
+    State(state): State<AppState>,
+    OrgAuth(caller): OrgAuth,
+    Json(body): Json<AddAgent>,
+) -> Result<axum::Json<AgentView>, ApiError> {
+    let unknown: Vec<&String> = body
+        .params
+        .keys()
+        .filter(|k| !PARAMS.contains(&k.as_str()))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(ApiError::Validation(format!(
+            "unknown agent settings: {unknown:?}"
+        )));
+    }
+    let system_prompt = body
+        .system_prompt
+        .map(|p| squadron_actors::domain::text("system_prompt", p.trim(), 20_000))
+        .transpose()?;
+    let model = model_of(&state, caller.org_id, body.model.trim(), "chat").await?;
+    let mut spec = AgentSpec::parse(
+        &body.name,
+        Some("Gateway agent"),
+        body.description.as_deref(),
+        &[],
+        None,
+    )?;
+    if gateway::model_by_name(state.db(), caller.org_id, spec.name.as_ref())
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::Conflict(format!(
+            "a model is named {:?}; names of models and agents are shared",
+            spec.name.as_ref()
+        )));
+    }
+    if gateway::agent_by_name(state.db(), caller.org_id, spec.name.as_ref())
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::Conflict(format!(
+            "an agent named {:?} exists",
+            spec.name.as_ref()
+        )));
+    }
+    spec.llm = Some(LlmSettings {
+        model_id: model.id,
+        system_prompt,
+        params: Value::Object(body.params),
+    });
+    let squad = state.core.default_squad(caller.org_id).await?;
+    let (agent, _key) = state
+        .core
+        .call_squad(squad.id, |reply| SquadMsg::AddAgent(spec.clone(), reply))
+        .await??;
+    Ok(axum::Json(AgentView::new(agent, Some(model.name))))
+}
+
+/// Delete a gateway agent.
+#[utoipa::path(post, path = "/v1/core/delete/agent", tag = "gateway", request_body = ByName,
+    responses((status = 200), (status = 401), (status = 404)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    OrgAuth(caller): OrgAuth,
+    Json(body): Json<ByName>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let agent = gateway::agent_by_name(state.db(), caller.org_id, body.name())
+        .await?
+        .ok_or_else(|| ApiError::not_found("agent"))?;
+    let key_hashes = store::keys::hashes_of_agent(state.db(), agent.id).await?;
+    let agent_id = agent.id;
+    state
+        .core
+        .call_squad(agent.squad_id, |reply| {
+            SquadMsg::DeleteAgent(agent_id, reply)
+        })
+        .await??;
+    for hash in key_hashes {
+        state.tokens.evict(&hash);
+    }
+    state.directory.evict(agent.id);
+    Ok(axum::Json(
+        serde_json::json!({ "deleted": true, "name": agent.name }),
+    ))
+}
