@@ -19,7 +19,7 @@ use crate::api::mission_control::{
     agents, board, documents, notifications, setup, squads, tasks, watch_items,
 };
 use crate::api::ops;
-use crate::api::squados::{agents as org_agents, tokens};
+use crate::api::squados::{agents as org_agents, conversations, tokens};
 use crate::error;
 use crate::live::{sse, tickets, ws};
 use crate::state::AppState;
@@ -110,7 +110,11 @@ pub fn build(state: AppState) -> Router {
         .routes(routes!(tokens::revoke))
         .routes(routes!(tokens::delete))
         .routes(routes!(org_agents::index))
-        .routes(routes!(org_agents::show));
+        .routes(routes!(org_agents::show))
+        .routes(routes!(conversations::chat))
+        .routes(routes!(conversations::index))
+        .routes(routes!(conversations::show, conversations::update))
+        .routes(routes!(conversations::messages));
 
     let gateway = OpenApiRouter::new()
         .routes(routes!(models::index))

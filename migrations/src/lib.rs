@@ -7,6 +7,7 @@ mod m20261123_000001_foundation;
 mod m20261123_000002_mission_control;
 mod m20261123_000003_gateway;
 mod m20261123_000004_gateway_agents;
+mod m20261123_000005_conversations;
 mod util;
 
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_mission_control::Migration),
             Box::new(m20261123_000003_gateway::Migration),
             Box::new(m20261123_000004_gateway_agents::Migration),
+            Box::new(m20261123_000005_conversations::Migration),
         ]
     }
 }

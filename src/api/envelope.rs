@@ -9,6 +9,9 @@ pub struct Meta {
     pub timestamp: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<usize>,
+    /// For paginated lists: how many there are in all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
 }
 
 /// `{"data": ..., "meta": {...}}`.
@@ -24,6 +27,7 @@ pub fn data<T>(data: T) -> axum::Json<Data<T>> {
         meta: Meta {
             timestamp: Utc::now(),
             count: None,
+            total: None,
         },
     })
 }
@@ -35,6 +39,14 @@ pub fn list<T>(items: Vec<T>) -> axum::Json<Data<Vec<T>>> {
         meta: Meta {
             timestamp: Utc::now(),
             count,
+            total: None,
         },
     })
+}
+
+/// A page of a longer list: `meta.count` on the page, `meta.total` in all.
+pub fn page<T>(items: Vec<T>, total: u64) -> axum::Json<Data<Vec<T>>> {
+    let axum::Json(mut data) = list(items);
+    data.meta.total = Some(total);
+    axum::Json(data)
 }

@@ -636,3 +636,195 @@ async fn squados_lists_the_organizations_agents() {
         200
     );
 }
+
+#[tokio::test]
+async fn squados_chat_keeps_conversations_and_sends_their_history() {
+    let (app, fake) = gateway().await;
+    let agent = body(
+        app.post(
+            "/v1/core/add/agent",
+            json!({ "name": "Pirate", "model": "gpt", "system_prompt": "Arr." }),
+        )
+        .await,
+    )
+    .await;
+    let id = agent["id"].as_str().unwrap();
+    let path = format!("/api/v1/chat/{id}");
+
+    let res = app.post(&path, json!({ "message": "hello there" })).await;
+    assert_eq!(res.status(), 200);
+    let first = body(res).await["data"].clone();
+    assert_eq!(first["message"]["role"], "assistant");
+    assert_eq!(first["message"]["content"], "there hello ");
+    let conversation = first["conversation_id"].as_str().unwrap().to_owned();
+
+    // Continuing sends the history, after the agent's prompt.
+    let res = app
+        .post(
+            &path,
+            json!({ "message": "and again", "conversation_id": conversation }),
+        )
+        .await;
+    assert_eq!(
+        body(res).await["data"]["conversation_id"],
+        conversation.as_str()
+    );
+    let (_, sent) = fake.recorder.last();
+    let roles: Vec<&str> = sent["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, vec!["system", "user", "assistant", "user"]);
+    assert_eq!(sent["messages"][3]["content"], "and again");
+
+    // Streamed: the conversation first, deltas, then done; the reply is stored.
+    let res = app
+        .post(
+            &path,
+            json!({ "message": "one two", "conversation_id": conversation, "stream": true }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    let events: Vec<(&str, Value)> = text
+        .split("\n\n")
+        .filter_map(|frame| {
+            let kind = frame.lines().find_map(|l| l.strip_prefix("event: "))?;
+            let data = frame.lines().find_map(|l| l.strip_prefix("data: "))?;
+            Some((kind, serde_json::from_str(data).unwrap()))
+        })
+        .collect();
+    assert_eq!(events[0].0, "conversation");
+    let streamed: String = events
+        .iter()
+        .filter(|(k, _)| *k == "delta")
+        .map(|(_, d)| d["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(streamed, "two one ");
+    let (kind, done) = events.last().unwrap();
+    assert_eq!(*kind, "done");
+    assert_eq!(done["usage"]["completion_tokens"], 2);
+
+    let messages = body(
+        app.get(&format!("/api/v1/conversations/{conversation}/messages"))
+            .await,
+    )
+    .await;
+    let contents: Vec<&str> = messages["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        contents,
+        vec![
+            "hello there",
+            "there hello ",
+            "and again",
+            "again and ",
+            "one two",
+            "two one "
+        ]
+    );
+
+    // Listing, filtering, renaming and archiving.
+    app.post(&path, json!({ "message": "a second conversation" }))
+        .await;
+    let all = body(
+        app.get(&format!("/api/v1/conversations?agent_id={id}&limit=1"))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (all["meta"]["count"].as_u64(), all["meta"]["total"].as_u64()),
+        (Some(1), Some(2))
+    );
+    let res = app
+        .req(
+            Method::PATCH,
+            &format!("/api/v1/conversations/{conversation}"),
+        )
+        .json(
+            &json!({ "title": "Pirate talk", "status": "archived", "metadata": { "ticket": 42 } }),
+        )
+        .send()
+        .await
+        .unwrap();
+    let patched = body(res).await["data"].clone();
+    assert_eq!(
+        (patched["title"].as_str(), patched["status"].as_str()),
+        (Some("Pirate talk"), Some("archived"))
+    );
+    assert_eq!(patched["metadata"]["ticket"], 42);
+    let archived = body(app.get("/api/v1/conversations?status=archived").await).await;
+    assert_eq!(archived["meta"]["total"], 1);
+    let res = app
+        .post(
+            &path,
+            json!({ "message": "still there?", "conversation_id": conversation }),
+        )
+        .await;
+    assert_eq!(
+        res.status(),
+        409,
+        "an archived conversation takes no more messages"
+    );
+
+    for (payload, status) in [
+        (json!({ "message": "  " }), 400),
+        (
+            json!({ "message": "hi", "conversation_id": uuid::Uuid::new_v4() }),
+            404,
+        ),
+    ] {
+        assert_eq!(
+            app.post(&path, payload.clone()).await.status(),
+            status,
+            "{payload}"
+        );
+    }
+    assert_eq!(
+        app.post(
+            &format!("/api/v1/chat/{}", uuid::Uuid::new_v4()),
+            json!({ "message": "hi" })
+        )
+        .await
+        .status(),
+        404
+    );
+    let squad = app.set_up_squad(&["Writer"]).await;
+    let writer = squad.setup["agents"][0]["id"].as_str().unwrap();
+    let res = app
+        .post(
+            &format!("/api/v1/chat/{writer}"),
+            json!({ "message": "hi" }),
+        )
+        .await;
+    assert_eq!(
+        res.status(),
+        400,
+        "a squad agent without a model cannot chat"
+    );
+
+    let theirs = app.org_token("rival", Role::Admin).await;
+    let res = app
+        .as_token(
+            &theirs,
+            Method::GET,
+            &format!("/api/v1/conversations/{conversation}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let res = app
+        .as_token(&theirs, Method::POST, &path)
+        .json(&json!({ "message": "hi" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+}

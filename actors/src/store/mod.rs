@@ -2,6 +2,7 @@
 //! straight here; writes that change a squad come through its actor.
 
 pub mod content;
+pub mod conversations;
 pub mod entity;
 pub mod events;
 pub mod gateway;

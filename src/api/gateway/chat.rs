@@ -85,7 +85,7 @@ async fn target(
 
 /// An agent's system prompt (or else its SOUL.md) goes first; its defaults fill what the
 /// request leaves out.
-fn apply_agent(body: &mut Value, agent: &agent::Model) {
+pub(crate) fn apply_agent(body: &mut Value, agent: &agent::Model) {
     let prompt = agent
         .system_prompt
         .clone()
@@ -104,21 +104,21 @@ fn apply_agent(body: &mut Value, agent: &agent::Model) {
 
 /// Mirrors an agent's completion to its squad's live subscribers: started, deltas coalesced
 /// every [`Mirror::EVERY`], and finished (a stored event) with usage, or cancelled.
-struct Mirror {
+pub(crate) struct Mirror {
     state: AppState,
     squad_id: Uuid,
     agent: Value,
     completion_id: Uuid,
     pending: String,
     last_flush: Instant,
-    usage: Value,
+    pub(crate) usage: Value,
     done: bool,
 }
 
 impl Mirror {
     const EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
-    fn start(state: &AppState, agent: &agent::Model, stream: bool) -> Mirror {
+    pub(crate) fn start(state: &AppState, agent: &agent::Model, stream: bool) -> Mirror {
         let mirror = Mirror {
             state: state.clone(),
             squad_id: agent.squad_id,
@@ -150,7 +150,7 @@ impl Mirror {
         hub.publish(std::sync::Arc::new(event));
     }
 
-    fn delta(&mut self, text: &str) {
+    pub(crate) fn delta(&mut self, text: &str) {
         self.pending.push_str(text);
         if self.last_flush.elapsed() >= Self::EVERY {
             self.flush();
@@ -165,7 +165,7 @@ impl Mirror {
         self.last_flush = Instant::now();
     }
 
-    fn finish(&mut self, outcome: &str) {
+    pub(crate) fn finish(&mut self, outcome: &str) {
         self.flush();
         self.done = true;
         let name = self.agent["name"].as_str().unwrap_or_default().to_owned();

@@ -1,4 +1,5 @@
 //! SquadOS (`/api/v1`): the integration API of seed 001.
 
 pub mod agents;
+pub mod conversations;
 pub mod tokens;

@@ -3,8 +3,10 @@
 pub mod agent;
 pub mod api_token;
 pub mod comment;
+pub mod conversation;
 pub mod document;
 pub mod event;
+pub mod message;
 pub mod model;
 pub mod notification;
 pub mod organization;

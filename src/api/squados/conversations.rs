@@ -1,0 +1,352 @@
+//! SquadOS chat with an agent, and the conversations it keeps: `POST /api/v1/chat/{agentId}`
+//! creates or continues a conversation, stores both messages and replies, as JSON or SSE.
+
+use std::convert::Infallible;
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use squadron_actors::store::entity::{conversation, message};
+use squadron_actors::store::{conversations, gateway, squads};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::api::envelope::{data, list, page, Data};
+use crate::api::extract::{Json, Path, Query};
+use crate::api::gateway::chat::{apply_agent, record_usage, Mirror};
+use crate::api::gateway::upstream::Upstream;
+use crate::auth::OrgAuth;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// How much of a conversation goes back to the model with each new message.
+const HISTORY: u64 = 50;
+const MAX_MESSAGE_CHARS: usize = 32_000;
+
+#[derive(Serialize, ToSchema)]
+pub struct ConversationView {
+    id: Uuid,
+    agent_id: Uuid,
+    title: String,
+    /// `open` or `archived`.
+    status: String,
+    #[schema(value_type = Object)]
+    metadata: Value,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<conversation::Model> for ConversationView {
+    fn from(c: conversation::Model) -> Self {
+        ConversationView {
+            id: c.id,
+            agent_id: c.agent_id,
+            title: c.title,
+            status: c.status,
+            metadata: c.metadata,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MessageView {
+    id: Uuid,
+    role: String,
+    content: String,
+    #[schema(value_type = Option<Object>)]
+    usage: Option<Value>,
+    created_at: DateTime<Utc>,
+}
+
+impl From<message::Model> for MessageView {
+    fn from(m: message::Model) -> Self {
+        MessageView {
+            id: m.id,
+            role: m.role,
+            content: m.content,
+            usage: m.usage,
+            created_at: m.created_at,
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ChatInput {
+    message: String,
+    /// Continue this conversation; without it, a new one starts.
+    #[serde(default)]
+    conversation_id: Option<Uuid>,
+    /// Reply as SSE: `conversation`, then `delta` events, then `done` (or `error`).
+    #[serde(default)]
+    stream: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ChatReply {
+    conversation_id: Uuid,
+    message: MessageView,
+}
+
+/// Send a message to an agent; the conversation (new or continued) keeps both messages.
+#[utoipa::path(post, path = "/api/v1/chat/{agent_id}", tag = "chat", params(("agent_id" = Uuid, Path)),
+    request_body = ChatInput,
+    responses((status = 200, body = Data<ChatReply>), (status = 400), (status = 401), (status = 404), (status = 409), (status = 502), (status = 504)))]
+pub async fn chat(
+    State(state): State<AppState>,
+    OrgAuth(caller): OrgAuth,
+    Path(agent_id): Path<Uuid>,
+    Json(input): Json<ChatInput>,
+) -> Result<Response, ApiError> {
+    let text = input.message.trim().to_owned();
+    if text.is_empty() || text.chars().count() > MAX_MESSAGE_CHARS {
+        return Err(ApiError::Validation(format!(
+            "message must be 1 to {MAX_MESSAGE_CHARS} characters"
+        )));
+    }
+    let agent = squads::agent(state.db(), agent_id)
+        .await?
+        .filter(|a| a.org_id == caller.org_id)
+        .ok_or_else(|| ApiError::not_found("agent"))?;
+    let model_id = agent.model_id.ok_or_else(|| {
+        ApiError::Validation(format!(
+            "agent {} has no model to answer with (see /v1/core/add/agent)",
+            agent.name
+        ))
+    })?;
+    let model = gateway::model_by_id(state.db(), caller.org_id, model_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("model"))?;
+    let conversation = match input.conversation_id {
+        Some(id) => {
+            let c = conversations::get(state.db(), caller.org_id, id)
+                .await?
+                .filter(|c| c.agent_id == agent.id)
+                .ok_or_else(|| ApiError::not_found("conversation"))?;
+            if c.status == "archived" {
+                return Err(ApiError::Conflict(
+                    "the conversation is archived; reopen it first".into(),
+                ));
+            }
+            c
+        }
+        None => {
+            let title: String = text.chars().take(80).collect();
+            conversations::create(state.db(), caller.org_id, agent.id, &title).await?
+        }
+    };
+    let history = conversations::messages(state.db(), conversation.id, HISTORY).await?;
+    conversations::add_message(state.db(), &conversation, "user", &text, None).await?;
+    let mut messages: Vec<Value> = history
+        .iter()
+        .map(|m| json!({ "role": m.role, "content": m.content }))
+        .collect();
+    messages.push(json!({ "role": "user", "content": text }));
+    let mut body = json!({ "model": model.upstream_model, "messages": messages });
+    apply_agent(&mut body, &agent);
+    let upstream = Upstream::load(&state, caller.org_id, model.provider_id).await?;
+    let mut mirror = Mirror::start(&state, &agent, input.stream);
+
+    if !input.stream {
+        let request = upstream
+            .request(&state, reqwest::Method::POST, "chat/completions")
+            .json(&body);
+        let completion: Value = upstream
+            .send(request)
+            .await?
+            .json()
+            .await
+            .map_err(|e| upstream.transport_error(e))?;
+        let content = completion["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        record_usage(&model.name, &completion["usage"]);
+        mirror.delta(&content);
+        mirror.usage = completion["usage"].clone();
+        mirror.finish("completed");
+        let usage = Some(completion["usage"].clone()).filter(|u| !u.is_null());
+        let reply =
+            conversations::add_message(state.db(), &conversation, "assistant", &content, usage)
+                .await?;
+        return Ok(data(ChatReply {
+            conversation_id: conversation.id,
+            message: reply.into(),
+        })
+        .into_response());
+    }
+
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({ "include_usage": true });
+    let request = upstream
+        .request(&state, reqwest::Method::POST, "chat/completions")
+        .json(&body);
+    let response = upstream.send(request).await?;
+    let mut events = response.bytes_stream().eventsource();
+    let db = state.db().clone();
+    let stream = async_stream::stream! {
+        yield Ok::<Event, Infallible>(Event::default().event("conversation").data(json!({ "conversation_id": conversation.id }).to_string()));
+        let mut content = String::new();
+        while let Some(event) = events.next().await {
+            let event = match event {
+                Ok(event) => event,
+                Err(err) => {
+                    mirror.finish("failed");
+                    yield Ok(Event::default().event("error").data(json!({ "message": format!("provider {} broke off the stream: {err}", upstream.name) }).to_string()));
+                    return;
+                }
+            };
+            if event.data.trim() == "[DONE]" {
+                break;
+            }
+            let Ok(chunk) = serde_json::from_str::<Value>(&event.data) else { continue };
+            if let Some(text) = chunk["choices"][0]["delta"]["content"].as_str() {
+                content.push_str(text);
+                mirror.delta(text);
+                yield Ok(Event::default().event("delta").data(json!({ "content": text }).to_string()));
+            }
+            if !chunk["usage"].is_null() {
+                record_usage(&model.name, &chunk["usage"]);
+                mirror.usage = chunk["usage"].clone();
+            }
+        }
+        let usage = Some(mirror.usage.clone()).filter(|u| !u.is_null());
+        mirror.finish("completed");
+        match conversations::add_message(&db, &conversation, "assistant", &content, usage.clone()).await {
+            Ok(reply) => yield Ok(Event::default().event("done").data(json!({
+                "conversation_id": conversation.id, "message_id": reply.id, "usage": usage,
+            }).to_string())),
+            Err(err) => yield Ok(Event::default().event("error").data(json!({ "message": format!("the reply could not be stored: {err}") }).to_string())),
+        }
+    };
+    let stream = stream.take_until(state.shutdown.clone().cancelled_owned());
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct ConversationQuery {
+    agent_id: Option<Uuid>,
+    /// open or archived
+    status: Option<String>,
+    /// Default 20, at most 100.
+    limit: Option<u64>,
+    offset: Option<u64>,
+}
+
+fn status(raw: &str) -> Result<String, ApiError> {
+    match raw {
+        "open" | "archived" => Ok(raw.to_owned()),
+        other => Err(ApiError::Validation(format!(
+            "status must be open or archived, not {other:?}"
+        ))),
+    }
+}
+
+/// The organization's conversations, most recently active first.
+#[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations", params(ConversationQuery),
+    responses((status = 200, body = Data<Vec<ConversationView>>), (status = 400), (status = 401)))]
+pub async fn index(
+    State(state): State<AppState>,
+    OrgAuth(caller): OrgAuth,
+    Query(query): Query<ConversationQuery>,
+) -> Result<axum::Json<Data<Vec<ConversationView>>>, ApiError> {
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::Validation("limit must be 1 to 100".into()));
+    }
+    let filter = conversations::Filter {
+        agent_id: query.agent_id,
+        status: query.status.as_deref().map(status).transpose()?,
+    };
+    let (items, total) = conversations::list(
+        state.db(),
+        caller.org_id,
+        &filter,
+        limit,
+        query.offset.unwrap_or(0),
+    )
+    .await?;
+    Ok(page(
+        items.into_iter().map(ConversationView::from).collect(),
+        total,
+    ))
+}
+
+async fn owned(state: &AppState, org_id: Uuid, id: Uuid) -> Result<conversation::Model, ApiError> {
+    conversations::get(state.db(), org_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("conversation"))
+}
+
+/// A conversation.
+#[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "conversations", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Data<ConversationView>), (status = 401), (status = 404)))]
+pub async fn show(
+    State(state): State<AppState>,
+    OrgAuth(caller): OrgAuth,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<Data<ConversationView>>, ApiError> {
+    Ok(data(owned(&state, caller.org_id, id).await?.into()))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct PatchConversation {
+    title: Option<String>,
+    /// open or archived
+    status: Option<String>,
+    /// Replaces the metadata: a JSON object.
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Map<String, Value>>,
+}
+
+/// Rename, archive or reopen a conversation, or set its metadata.
+#[utoipa::path(patch, path = "/api/v1/conversations/{id}", tag = "conversations", params(("id" = Uuid, Path)),
+    request_body = PatchConversation,
+    responses((status = 200, body = Data<ConversationView>), (status = 400), (status = 401), (status = 404)))]
+pub async fn update(
+    State(state): State<AppState>,
+    OrgAuth(caller): OrgAuth,
+    Path(id): Path<Uuid>,
+    Json(body): Json<PatchConversation>,
+) -> Result<axum::Json<Data<ConversationView>>, ApiError> {
+    use sea_orm::{ActiveModelTrait, Set};
+    let current = owned(&state, caller.org_id, id).await?;
+    let mut active: conversation::ActiveModel = current.into();
+    if let Some(title) = body.title {
+        active.title = Set(squadron_actors::domain::title("title", &title, 200)?);
+    }
+    if let Some(s) = body.status {
+        active.status = Set(status(&s)?);
+    }
+    if let Some(metadata) = body.metadata {
+        if serde_json::to_string(&metadata).map_or(0, |s| s.len()) > 16 * 1024 {
+            return Err(ApiError::Validation(
+                "metadata must be at most 16 KB of JSON".into(),
+            ));
+        }
+        active.metadata = Set(Value::Object(metadata));
+    }
+    active.updated_at = Set(Utc::now());
+    Ok(data(active.update(state.db()).await?.into()))
+}
+
+/// A conversation's messages, oldest first.
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "conversations", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Data<Vec<MessageView>>), (status = 401), (status = 404)))]
+pub async fn messages(
+    State(state): State<AppState>,
+    OrgAuth(caller): OrgAuth,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<Data<Vec<MessageView>>>, ApiError> {
+    owned(&state, caller.org_id, id).await?;
+    let messages = conversations::messages(state.db(), id, 10_000).await?;
+    Ok(list(messages.into_iter().map(MessageView::from).collect()))
+}
