@@ -178,6 +178,10 @@ pub struct Config {
         global = true
     )]
     pub upstream_timeout_secs: u64,
+    /// Let `/v1/core/scrape-url` fetch private, loopback and link-local addresses (off: only
+    /// public ones, so the server cannot be used to probe its own network).
+    #[arg(long, env = "SQUADRON_SCRAPE_ALLOW_PRIVATE", global = true)]
+    pub scrape_allow_private: bool,
     /// How often token usage (calls, last used) is written to the database, in milliseconds.
     #[arg(
         long,

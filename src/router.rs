@@ -14,7 +14,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::extract::BodyLimit;
-use crate::api::gateway::{agents as gateway_agents, chat, embeddings, models, providers};
+use crate::api::gateway::{
+    agents as gateway_agents, chat, embeddings, models, providers, utilities,
+};
 use crate::api::mission_control::{
     agents, board, documents, notifications, setup, squads, tasks, watch_items,
 };
@@ -129,7 +131,11 @@ pub fn build(state: AppState) -> Router {
         .routes(routes!(providers::delete_model))
         .routes(routes!(gateway_agents::index))
         .routes(routes!(gateway_agents::add))
-        .routes(routes!(gateway_agents::delete));
+        .routes(routes!(gateway_agents::delete))
+        .routes(routes!(utilities::config))
+        .routes(routes!(utilities::generate_prompt))
+        .routes(routes!(utilities::agent_workflow))
+        .routes(routes!(utilities::scrape_url));
 
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(public)

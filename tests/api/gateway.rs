@@ -828,3 +828,131 @@ async fn squados_chat_keeps_conversations_and_sends_their_history() {
         .unwrap();
     assert_eq!(res.status(), 404);
 }
+
+#[tokio::test]
+async fn core_utilities_config_prompt_and_workflow() {
+    let (app, _fake) = gateway().await;
+    let config = body(app.get("/v1/core/config").await).await;
+    assert_eq!(config["embedding_models"]["account"], json!(["embedder"]));
+    assert_eq!(
+        config["unsupported_embedding_models"],
+        json!(["text-embedding-3-large"])
+    );
+    assert!(config["rate_limits_per_minute"]["gateway"].is_u64());
+    assert!(!config.to_string().contains(KEY), "no secrets");
+
+    // The fake answers with the words reversed: enough to see what went where.
+    let res = app
+        .post(
+            "/v1/core/generate/prompt",
+            json!({ "model": "gpt", "description": "careful code reviewer" }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(body(res).await["prompt"], "reviewer code careful");
+
+    for name in ["First", "Second"] {
+        app.post(
+            "/v1/core/add/agent",
+            json!({ "name": name, "model": "gpt" }),
+        )
+        .await;
+    }
+    let res = app
+        .post(
+            "/v1/core/agent-workflow",
+            json!({ "agents": ["First", "Second"], "input": "one two three" }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let run = body(res).await;
+    assert_eq!(run["steps"][0]["output"], "three two one ");
+    assert_eq!(
+        run["output"], "one two three ",
+        "the second reversed the first's output"
+    );
+
+    let res = app
+        .post(
+            "/v1/core/agent-workflow",
+            json!({ "agents": ["First", "Ghost"], "input": "a b", "stream": true }),
+        )
+        .await;
+    let text = res.text().await.unwrap();
+    let kinds: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(kinds, vec!["step", "error", "done"], "{text}");
+    for bad in [
+        json!({ "agents": [], "input": "x" }),
+        json!({ "agents": ["First"], "input": " " }),
+    ] {
+        assert_eq!(
+            app.post("/v1/core/agent-workflow", bad.clone())
+                .await
+                .status(),
+            400,
+            "{bad}"
+        );
+    }
+    let res = app
+        .post(
+            "/v1/core/agent-workflow",
+            json!({ "agents": ["Ghost"], "input": "x" }),
+        )
+        .await;
+    assert_eq!(res.status(), 404);
+}
+
+#[tokio::test]
+async fn scraping_refuses_private_targets_unless_allowed() {
+    let (app, fake) = gateway().await;
+    let site = fake.base_url.trim_end_matches("/v1").to_owned();
+    let res = app
+        .post(
+            "/v1/core/scrape-url",
+            json!({ "url": format!("{site}/page") }),
+        )
+        .await;
+    assert_eq!(res.status(), 400, "loopback is refused by default");
+    assert!(body(res).await["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("private"));
+    for bad in ["ftp://example.com/x", "not a url"] {
+        assert_eq!(
+            app.post("/v1/core/scrape-url", json!({ "url": bad }))
+                .await
+                .status(),
+            400,
+            "{bad}"
+        );
+    }
+
+    let allowed = spawn_with(|c| c.scrape_allow_private = true).await;
+    let res = allowed
+        .post(
+            "/v1/core/scrape-url",
+            json!({ "url": format!("{site}/hop") }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let page = body(res).await;
+    assert_eq!(page["title"], "Fake page");
+    assert_eq!(
+        page["text"], "Hello readable text",
+        "scripts and markup are gone"
+    );
+    assert!(
+        page["url"].as_str().unwrap().ends_with("/page"),
+        "redirects are followed"
+    );
+    let res = allowed
+        .post(
+            "/v1/core/scrape-url",
+            json!({ "url": format!("{site}/big") }),
+        )
+        .await;
+    assert_eq!(res.status(), 400, "the size limit holds");
+}

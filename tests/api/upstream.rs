@@ -45,6 +45,11 @@ pub async fn start() -> FakeUpstream {
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat))
         .route("/v1/embeddings", post(embeddings))
+        .route("/page", get(|| async {
+            axum::response::Html("<html><head><title>Fake page</title><script>track()</script></head><body><h1>Hello</h1><p>readable <i>text</i></p></body></html>")
+        }))
+        .route("/big", get(|| async { "x".repeat(3 * 1024 * 1024) }))
+        .route("/hop", get(|| async { axum::response::Redirect::temporary("/page") }))
         .with_state(recorder.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base_url = format!("http://{}/v1", listener.local_addr().unwrap());

@@ -198,6 +198,43 @@ impl Drop for Mirror {
     }
 }
 
+/// One non-streamed completion of `messages` by the model or agent called `name` (for the
+/// core utilities). An agent's prompt and defaults apply, and it is mirrored like any chat.
+pub(crate) async fn complete_once(
+    state: &AppState,
+    org_id: Uuid,
+    name: &str,
+    messages: Vec<Value>,
+) -> Result<Value, ApiError> {
+    let (model, agent) = target(state, org_id, name).await?;
+    let mut body = json!({ "model": model.upstream_model, "messages": messages });
+    let mut mirror = agent.map(|agent| {
+        apply_agent(&mut body, &agent);
+        Mirror::start(state, &agent, false)
+    });
+    let upstream = Upstream::load(state, org_id, model.provider_id).await?;
+    let request = upstream
+        .request(state, reqwest::Method::POST, "chat/completions")
+        .json(&body);
+    let completion: Value = upstream
+        .send(request)
+        .await?
+        .json()
+        .await
+        .map_err(|e| upstream.transport_error(e))?;
+    record_usage(name, &completion["usage"]);
+    if let Some(mirror) = &mut mirror {
+        mirror.delta(
+            completion["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap_or(""),
+        );
+        mirror.usage = completion["usage"].clone();
+        mirror.finish("completed");
+    }
+    Ok(completion)
+}
+
 /// Create a chat completion (OpenAI's request and response; `stream: true` for SSE chunks).
 /// `model` names one of the account's models or agents.
 #[utoipa::path(post, path = "/v1/chat/completions", tag = "gateway", request_body = Object,

@@ -7,3 +7,4 @@ pub mod embeddings;
 pub mod models;
 pub mod providers;
 pub mod upstream;
+pub mod utilities;

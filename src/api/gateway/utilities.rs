@@ -1,0 +1,356 @@
+//! `/v1/core` utilities: the account's settings, a model writing a system prompt, a chain of
+//! agents each given the previous one's output, and fetching a page's readable text.
+
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use squadron_actors::store::gateway;
+use utoipa::ToSchema;
+
+use super::chat::complete_once;
+use crate::api::extract::Json;
+use crate::auth::OrgAuth;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The account's non-secret settings: limits, embedding models, defaults.
+#[utoipa::path(get, path = "/v1/core/config", tag = "gateway", responses((status = 200), (status = 401)))]
+pub async fn config(
+    State(state): State<AppState>,
+    OrgAuth(caller): OrgAuth,
+) -> Result<axum::Json<Value>, ApiError> {
+    let c = &state.config;
+    let models = gateway::models(state.db(), caller.org_id).await?;
+    let embedding: Vec<&str> = models
+        .iter()
+        .filter(|m| m.kind == "embedding")
+        .map(|m| m.name.as_str())
+        .collect();
+    let chat: Vec<&str> = models
+        .iter()
+        .filter(|m| m.kind == "chat")
+        .map(|m| m.name.as_str())
+        .collect();
+    Ok(axum::Json(json!({
+        "rate_limits_per_minute": {
+            "heartbeat": c.rate_heartbeat, "tasks": c.rate_tasks, "default": c.rate_default, "gateway": c.rate_gateway,
+        },
+        "body_limits_bytes": { "mission_control": c.body_limit_api, "gateway": c.body_limit_gateway },
+        "embedding_models": { "supported": ["text-embedding-3-small", "nomic-embed-text-v1.5"], "account": embedding },
+        "unsupported_embedding_models": ["text-embedding-3-large"],
+        "chat_models": chat,
+        "upstream_timeout_secs": c.upstream_timeout_secs,
+        "workflow_max_agents": MAX_WORKFLOW,
+        "scrape": { "max_bytes": SCRAPE_MAX_BYTES, "timeout_secs": SCRAPE_TIMEOUT.as_secs(), "private_targets": c.scrape_allow_private },
+    })))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct PromptInput {
+    /// The chat model (or agent) that writes it.
+    model: String,
+    /// What the agent should be and do.
+    description: String,
+}
+
+/// A model writes a system prompt from a description.
+#[utoipa::path(post, path = "/v1/core/generate/prompt", tag = "gateway", request_body = PromptInput,
+    responses((status = 200), (status = 400), (status = 401), (status = 404), (status = 502), (status = 504)))]
+pub async fn generate_prompt(
+    State(state): State<AppState>,
+    OrgAuth(caller): OrgAuth,
+    Json(input): Json<PromptInput>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let description = squadron_actors::domain::title("description", &input.description, 5_000)?;
+    let messages = vec![
+        json!({ "role": "system", "content": "You write system prompts for AI agents. Given a description, \
+            reply with the system prompt only: second person, concrete duties, tone and limits, no preamble." }),
+        json!({ "role": "user", "content": description }),
+    ];
+    let completion = complete_once(&state, caller.org_id, input.model.trim(), messages).await?;
+    let prompt = completion["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap_or("")
+        .trim()
+        .to_owned();
+    Ok(axum::Json(
+        json!({ "prompt": prompt, "usage": completion["usage"] }),
+    ))
+}
+
+const MAX_WORKFLOW: usize = 10;
+
+#[derive(Deserialize, ToSchema)]
+pub struct WorkflowInput {
+    /// Agent (or model) names, in order; each is given the previous one's output.
+    agents: Vec<String>,
+    /// What the first is given.
+    input: String,
+    /// Report progress as SSE: `step` events, then `done` (or `error`).
+    #[serde(default)]
+    stream: bool,
+}
+
+/// Run an ordered chain of agents, each given the previous output.
+#[utoipa::path(post, path = "/v1/core/agent-workflow", tag = "gateway", request_body = WorkflowInput,
+    responses((status = 200), (status = 400), (status = 401), (status = 404), (status = 502), (status = 504)))]
+pub async fn agent_workflow(
+    State(state): State<AppState>,
+    OrgAuth(caller): OrgAuth,
+    Json(input): Json<WorkflowInput>,
+) -> Result<Response, ApiError> {
+    if input.agents.is_empty() || input.agents.len() > MAX_WORKFLOW {
+        return Err(ApiError::Validation(format!(
+            "agents must name 1 to {MAX_WORKFLOW} agents"
+        )));
+    }
+    let first = squadron_actors::domain::title("input", &input.input, 32_000)?;
+    let org_id = caller.org_id;
+    let steps = async_stream::stream! {
+        let mut carried = first;
+        for (index, agent) in input.agents.iter().enumerate() {
+            let messages = vec![json!({ "role": "user", "content": carried })];
+            match complete_once(&state, org_id, agent.trim(), messages).await {
+                Ok(completion) => {
+                    carried = completion["choices"][0]["message"]["content"].as_str().unwrap_or("").to_owned();
+                    yield Ok(json!({ "index": index, "agent": agent, "output": carried, "usage": completion["usage"] }));
+                }
+                Err(err) => {
+                    yield Err((index, agent.clone(), err));
+                    return;
+                }
+            }
+        }
+    };
+    if input.stream {
+        let events = steps.map(|step| {
+            Ok::<Event, Infallible>(match step {
+                Ok(step) => Event::default().event("step").data(step.to_string()),
+                Err((index, agent, err)) => Event::default().event("error").data(
+                    json!({ "index": index, "agent": agent, "message": err.to_string() })
+                        .to_string(),
+                ),
+            })
+        });
+        let done = futures::stream::once(async { Ok(Event::default().event("done").data("{}")) });
+        return Ok(Sse::new(events.chain(done))
+            .keep_alive(KeepAlive::default())
+            .into_response());
+    }
+    let mut steps = std::pin::pin!(steps);
+    let mut done = Vec::new();
+    while let Some(step) = steps.next().await {
+        match step {
+            Ok(step) => done.push(step),
+            Err((_, _, err)) => return Err(err),
+        }
+    }
+    let output = done.last().map(|s| s["output"].clone()).unwrap_or_default();
+    Ok(axum::Json(json!({ "output": output, "steps": done })).into_response())
+}
+
+const SCRAPE_MAX_BYTES: usize = 2 * 1024 * 1024;
+const SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
+const SCRAPE_REDIRECTS: usize = 3;
+
+#[derive(Deserialize, ToSchema)]
+pub struct ScrapeInput {
+    url: String,
+}
+
+/// Whether an address is one the server may fetch from a client's say-so.
+fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)))
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public(IpAddr::V4(v4)),
+            None => {
+                let first = v6.segments()[0];
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    || (first & 0xfe00) == 0xfc00
+                    || (first & 0xffc0) == 0xfe80)
+            }
+        },
+    }
+}
+
+/// Checks `url` and pins it to an address that was checked, so DNS cannot change its mind.
+async fn vetted(
+    url: &reqwest::Url,
+    allow_private: bool,
+) -> Result<(String, std::net::SocketAddr), ApiError> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ApiError::Validation("url must be http(s)".into()));
+    }
+    let host = url
+        .host_str()
+        .ok_or_else(|| ApiError::Validation("url has no host".into()))?
+        .to_owned();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let addrs: Vec<_> = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
+        .await
+        .map_err(|_| ApiError::Validation(format!("{host} does not resolve")))?
+        .collect();
+    let Some(addr) = addrs.first().copied() else {
+        return Err(ApiError::Validation(format!("{host} does not resolve")));
+    };
+    if !allow_private && addrs.iter().any(|a| !is_public(a.ip())) {
+        return Err(ApiError::Validation(format!(
+            "{host} is a private, loopback or link-local address; this server does not fetch those"
+        )));
+    }
+    Ok((host, addr))
+}
+
+/// Fetch a page and return its title and readable text.
+#[utoipa::path(post, path = "/v1/core/scrape-url", tag = "gateway", request_body = ScrapeInput,
+    responses((status = 200), (status = 400), (status = 401), (status = 502), (status = 504)))]
+pub async fn scrape_url(
+    State(state): State<AppState>,
+    OrgAuth(_caller): OrgAuth,
+    Json(input): Json<ScrapeInput>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let mut url = reqwest::Url::parse(input.url.trim())
+        .map_err(|e| ApiError::Validation(format!("url: {e}")))?;
+    let unreachable = |message: String| ApiError::Upstream {
+        status: axum::http::StatusCode::BAD_GATEWAY,
+        message,
+        retry_after: None,
+    };
+    for _ in 0..=SCRAPE_REDIRECTS {
+        let (host, addr) = vetted(&url, state.config.scrape_allow_private).await?;
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .resolve(&host, addr)
+            .timeout(SCRAPE_TIMEOUT)
+            .build()
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        let response = client.get(url.clone()).send().await.map_err(|e| {
+            if e.is_timeout() {
+                ApiError::Upstream {
+                    status: axum::http::StatusCode::GATEWAY_TIMEOUT,
+                    message: format!("{url} did not answer in time"),
+                    retry_after: None,
+                }
+            } else {
+                unreachable(format!("{url} could not be fetched: {e}"))
+            }
+        })?;
+        if response.status().is_redirection() {
+            let next = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok());
+            url = url
+                .join(next.ok_or_else(|| unreachable(format!("{url} redirects nowhere")))?)
+                .map_err(|e| unreachable(format!("bad redirect: {e}")))?;
+            continue;
+        }
+        if !response.status().is_success() {
+            return Err(unreachable(format!("{url} answered {}", response.status())));
+        }
+        let mut body = Vec::new();
+        let mut chunks = response.bytes_stream();
+        while let Some(chunk) = chunks.next().await {
+            body.extend_from_slice(&chunk.map_err(|e| unreachable(format!("reading {url}: {e}")))?);
+            if body.len() > SCRAPE_MAX_BYTES {
+                return Err(ApiError::Validation(format!(
+                    "the page is larger than {SCRAPE_MAX_BYTES} bytes"
+                )));
+            }
+        }
+        let (title, text) = readable(&String::from_utf8_lossy(&body));
+        return Ok(axum::Json(
+            json!({ "url": url.as_str(), "title": title, "text": text }),
+        ));
+    }
+    Err(unreachable(format!(
+        "more than {SCRAPE_REDIRECTS} redirects"
+    )))
+}
+
+/// The page's title and its text without scripts, styles and markup, whitespace collapsed.
+fn readable(html: &str) -> (String, String) {
+    let doc = scraper::Html::parse_document(html);
+    let title = scraper::Selector::parse("title").expect("a valid selector");
+    let title = doc
+        .select(&title)
+        .next()
+        .map(|t| t.text().collect::<String>())
+        .unwrap_or_default();
+    let body = scraper::Selector::parse("body").expect("a valid selector");
+    let mut words = Vec::new();
+    let root = doc
+        .select(&body)
+        .next()
+        .unwrap_or_else(|| doc.root_element());
+    for node in root.descendants() {
+        let Some(text) = node.value().as_text() else {
+            continue;
+        };
+        let hidden = node.ancestors().any(|a| {
+            a.value()
+                .as_element()
+                .is_some_and(|e| matches!(e.name(), "script" | "style" | "noscript" | "template"))
+        });
+        if !hidden {
+            words.extend(text.split_whitespace().map(str::to_owned));
+        }
+    }
+    (
+        title.split_whitespace().collect::<Vec<_>>().join(" "),
+        words.join(" "),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_public_addresses_are_fetched() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(!is_public(private.parse().unwrap()), "{private}");
+        }
+        for public in ["93.184.216.34", "2606:2800:220:1::1"] {
+            assert!(is_public(public.parse().unwrap()), "{public}");
+        }
+    }
+
+    #[test]
+    fn readable_text_leaves_out_scripts_and_markup() {
+        let (title, text) = readable("<html><head><title> A  page </title><style>p{}</style></head><body><h1>Hi</h1><script>x()</script><p>there <b>you</b></p></body></html>");
+        assert_eq!(title, "A page");
+        assert_eq!(text, "Hi there you");
+    }
+}
