@@ -288,6 +288,23 @@ async fn streams_end_with_done_and_usage_only_when_asked() {
             .await
             >= tokens_before + 4.0
     );
+    for series in [
+        "squadron_gateway_requests_total{model=\"gpt\",status=\"200\"}",
+        "squadron_gateway_overhead_seconds_count{model=\"gpt\"}",
+        "squadron_gateway_upstream_seconds_count{model=\"gpt\"}",
+        "squadron_gateway_time_to_first_token_seconds_count{model=\"gpt\"}",
+        "squadron_gateway_streams_in_flight",
+    ] {
+        let text = app
+            .anon(Method::GET, "/metrics")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(text.contains(series), "/metrics lacks {series}");
+    }
 
     let mut asked = chat("gpt", true);
     asked["stream_options"] = json!({ "include_usage": true });

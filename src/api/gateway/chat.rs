@@ -245,6 +245,7 @@ pub async fn completions(
     OrgAuth(caller): OrgAuth,
     Json(mut body): Json<Value>,
 ) -> Result<Response, ApiError> {
+    let arrived = Instant::now();
     let name = requested_model(&body)?;
     if !body["messages"].is_array() {
         return Err(ApiError::Validation("messages must be an array".into()));
@@ -261,6 +262,10 @@ pub async fn completions(
     if stream {
         body["stream_options"] = json!({ "include_usage": true });
     }
+    // What the gateway itself adds before the provider is asked: model and agent lookups,
+    // secrets, the request's rewriting. (Auth and limits run before the handler: not counted.)
+    metrics::histogram!("squadron_gateway_overhead_seconds", "model" => name.clone())
+        .record(arrived.elapsed().as_secs_f64());
     let started = Instant::now();
     let request = upstream
         .request(&state, reqwest::Method::POST, "chat/completions")
