@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use sea_orm::DatabaseConnection;
 use sea_orm_migration::MigratorTrait;
 use squadron_actors::live::LiveHub;
@@ -179,6 +180,12 @@ impl Server {
         let housekeeping = tokio::spawn(housekeeping(state.clone()));
         let cancel = state.shutdown.clone();
         let router = crate::router::build(state.clone());
+        // Streams (SSE chunks, live events) are many small writes: Nagle would hold them back.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %err, "could not set TCP_NODELAY");
+            }
+        });
         axum::serve(listener, router)
             .with_graceful_shutdown(async move {
                 shutdown.await;
