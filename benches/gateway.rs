@@ -1,0 +1,854 @@
+//! Load benchmark of the OpenAI-compatible gateway: the time Squadron adds on top of an
+//! upstream. A fake upstream and a real server are started in-process on 127.0.0.1:0 and
+//! talked to over real HTTP. It prints tables; it is not a timed test.
+//!
+//! ```text
+//! cargo bench --bench gateway -- [--quick]
+//! ```
+//!
+//! - The fake upstream (an axum app on a tokio runtime of its own, one worker thread) answers
+//!   `POST /v1/chat/completions`: with `stream: true`, 200 content chunks in OpenAI's chunk
+//!   format, one every 1 ms on a fixed schedule (chunk i at i ms after the request; a late
+//!   chunk is sent at once), then a usage chunk if `stream_options.include_usage`, then
+//!   `data: [DONE]`; otherwise a small JSON completion at once.
+//! - Squadron runs on the main runtime, which the load generator shares, with SQLite in a
+//!   temporary directory and rate limits off. The fake is registered as provider `fake`,
+//!   and model `bench` maps to its `fake-model`.
+//! - Streaming: for C = 1, 100 and 1,000 (`--quick`: 1 and 100) concurrent streams, rounds
+//!   of C clients released at once, each making one streaming request. Rounds alternate
+//!   between the two paths, never both at once: C clients straight to the upstream (model
+//!   `fake-model`), then C clients through Squadron (model `bench`), and so on. One warm-up
+//!   round of each path first fills the connection pools. Each request records its time to
+//!   first token (until the first `data:` chunk with content arrives) and its total time
+//!   (until `data: [DONE]` arrives). Added = Squadron's percentile minus direct's.
+//! - Non-streaming: 64 clients send requests back to back for 3 s (after 0.5 s of warm-up),
+//!   straight to the upstream, then through Squadron.
+//!
+//! Both requests ask for `stream_options.include_usage`, so both paths deliver the same bytes.
+//! The upstream, the server and the clients share the process (and the machine's cores), so
+//! the RSS figures include the clients and the fake upstream too. Run without `--bench` (as
+//! `cargo test --all-targets` does), the program only says how to run it.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, ensure, Context};
+use axum::body::{Body, Bytes};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::serve::ListenerExt;
+use axum::Router;
+use futures::StreamExt;
+use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+use squadron::config::Config;
+use squadron::startup;
+use tokio::runtime::Runtime;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{timeout, Instant, MissedTickBehavior};
+
+const USAGE: &str = "usage: cargo bench --bench gateway -- [--quick]";
+
+/// Concurrent streams per round.
+const CONCURRENCY: [usize; 3] = [1, 100, 1_000];
+const QUICK_CONCURRENCY: [usize; 2] = [1, 100];
+/// Content chunks per streamed completion, and their pace.
+const TOKENS: usize = 200;
+const TOKEN_EVERY: Duration = Duration::from_millis(1);
+/// Rounds per path for C concurrent streams: enough for about this many samples...
+const TARGET_SAMPLES: usize = 100;
+const QUICK_TARGET_SAMPLES: usize = 30;
+/// ... and at least this many.
+const MIN_ROUNDS: usize = 2;
+const QUICK_MIN_ROUNDS: usize = 1;
+/// Non-streaming load.
+const RPS_CLIENTS: usize = 64;
+const RPS_WARM_UP: Duration = Duration::from_millis(500);
+const RPS_MEASURED: Duration = Duration::from_secs(3);
+/// The longest any single request or step may take.
+const STEP_TIMEOUT: Duration = Duration::from_secs(60);
+/// Error messages shown per path and row.
+const ERRORS_SHOWN: usize = 3;
+
+const UPSTREAM_MODEL: &str = "fake-model";
+const SQUADRON_MODEL: &str = "bench";
+const UPSTREAM_KEY: &str = "sk-x";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !args.iter().any(|a| a == "--bench") {
+        println!("gateway is a load benchmark: run it with `cargo bench --bench gateway`");
+        return ExitCode::SUCCESS;
+    }
+    let mut quick = false;
+    for arg in args.iter().filter(|a| *a != "--bench") {
+        match arg.as_str() {
+            "--quick" => quick = true,
+            other => {
+                eprintln!("unknown argument {other:?}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let options = Options::new(quick);
+    // Per stream through Squadron: client and server ends of the client's connection and of
+    // Squadron's to the upstream; the direct path's pooled connections stay open meanwhile.
+    let needed = 6 * options.max_concurrency() as u64 + 100;
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < needed => {
+            eprintln!("warning: the open-file limit is {limit}, below the {needed} this needs")
+        }
+        Ok(_) => {}
+        Err(err) => eprintln!("warning: could not raise the open-file limit: {err}"),
+    }
+    // The fake upstream gets a runtime (and worker thread) of its own, so its pacing does not
+    // queue behind Squadron's and the clients' tasks; the OS still shares the cores.
+    let upstream_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("fake-upstream")
+        .enable_all()
+        .build()
+        .expect("a tokio runtime for the upstream");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let result = runtime.block_on(run(options, &upstream_runtime));
+    upstream_runtime.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("benchmark failed: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+struct Options {
+    concurrency: Vec<usize>,
+    target_samples: usize,
+    min_rounds: usize,
+}
+
+impl Options {
+    fn new(quick: bool) -> Options {
+        if quick {
+            Options {
+                concurrency: QUICK_CONCURRENCY.to_vec(),
+                target_samples: QUICK_TARGET_SAMPLES,
+                min_rounds: QUICK_MIN_ROUNDS,
+            }
+        } else {
+            Options {
+                concurrency: CONCURRENCY.to_vec(),
+                target_samples: TARGET_SAMPLES,
+                min_rounds: MIN_ROUNDS,
+            }
+        }
+    }
+
+    fn max_concurrency(&self) -> usize {
+        self.concurrency.iter().copied().max().unwrap_or(1)
+    }
+
+    fn rounds(&self, c: usize) -> usize {
+        self.target_samples.div_ceil(c).max(self.min_rounds)
+    }
+}
+
+async fn run(options: Options, upstream_runtime: &Runtime) -> anyhow::Result<()> {
+    let upstream = upstream_runtime
+        .spawn(start_upstream())
+        .await
+        .context("starting the fake upstream")??;
+    let server = Server::start().await?;
+    server.register(upstream).await?;
+    let pool = options.max_concurrency().max(RPS_CLIENTS);
+    let direct = Arc::new(Target::new(
+        "direct",
+        format!("http://{upstream}/v1/chat/completions"),
+        UPSTREAM_KEY,
+        UPSTREAM_MODEL,
+        pool,
+    )?);
+    let squadron = Arc::new(Target::new(
+        "squadron",
+        server.url("/v1/chat/completions"),
+        &server.admin,
+        SQUADRON_MODEL,
+        pool,
+    )?);
+    // A request each way first: both paths must work before anything is measured.
+    for target in [&direct, &squadron] {
+        one_stream(target)
+            .await
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("a first streaming request {}", target.name))?;
+    }
+
+    let mut ttft = Table::new(&[
+        "C",
+        "rounds",
+        "streams",
+        "errors d/s",
+        "direct p50",
+        "direct p99",
+        "squadron p50",
+        "squadron p99",
+        "added p50",
+        "added p99",
+        "RSS MiB",
+    ]);
+    let mut total = Table::new(&[
+        "C",
+        "direct p50",
+        "direct p99",
+        "squadron p50",
+        "squadron p99",
+        "added p50",
+        "added p99",
+    ]);
+    for &c in &options.concurrency {
+        let rounds = options.rounds(c);
+        eprintln!("streams C={c}: warm-up, then {rounds} rounds per path");
+        stream_round(&direct, c).await;
+        stream_round(&squadron, c).await;
+        let mut d = Streams::default();
+        let mut s = Streams::default();
+        for _ in 0..rounds {
+            d.extend(stream_round(&direct, c).await);
+            s.extend(stream_round(&squadron, c).await);
+        }
+        d.sort();
+        s.sort();
+        d.report_errors(c);
+        s.report_errors(c);
+        let rss = rss_kib();
+        ttft.push(vec![
+            c.to_string(),
+            rounds.to_string(),
+            format!("{}/{}", d.ttft.len(), s.ttft.len()),
+            format!("{}/{}", d.errors.len(), s.errors.len()),
+            ms(percentile(&d.ttft, 0.50)),
+            ms(percentile(&d.ttft, 0.99)),
+            ms(percentile(&s.ttft, 0.50)),
+            ms(percentile(&s.ttft, 0.99)),
+            added(&s.ttft, &d.ttft, 0.50),
+            added(&s.ttft, &d.ttft, 0.99),
+            format!("{:.0}", rss as f64 / 1024.0),
+        ]);
+        total.push(vec![
+            c.to_string(),
+            ms(percentile(&d.total, 0.50)),
+            ms(percentile(&d.total, 0.99)),
+            ms(percentile(&s.total, 0.50)),
+            ms(percentile(&s.total, 0.99)),
+            added(&s.total, &d.total, 0.50),
+            added(&s.total, &d.total, 0.99),
+        ]);
+    }
+
+    eprintln!("non-streaming: {RPS_CLIENTS} clients, direct then through Squadron");
+    let mut rps = Table::new(&[
+        "path",
+        "clients",
+        "seconds",
+        "requests",
+        "requests/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "RSS MiB",
+    ]);
+    for target in [&direct, &squadron] {
+        let _ = request_load(target, RPS_WARM_UP).await;
+        let load = request_load(target, RPS_MEASURED).await;
+        for error in load.errors.iter().take(ERRORS_SHOWN) {
+            eprintln!("non-streaming {}: error: {error}", target.name);
+        }
+        let rss = rss_kib();
+        rps.push(vec![
+            target.name.into(),
+            RPS_CLIENTS.to_string(),
+            format!("{:.1}", load.elapsed.as_secs_f64()),
+            load.latencies.len().to_string(),
+            format!(
+                "{:.0}",
+                load.latencies.len() as f64 / load.elapsed.as_secs_f64()
+            ),
+            ms(percentile(&load.latencies, 0.50)),
+            ms(percentile(&load.latencies, 0.99)),
+            load.errors.len().to_string(),
+            format!("{:.0}", rss as f64 / 1024.0),
+        ]);
+    }
+    drop((direct, squadron));
+    server.stop().await?;
+
+    println!(
+        "\n## streaming, time to first token (ms): rounds of C concurrent streams, alternating direct / through Squadron; {TOKENS} chunks, one per {} ms\n",
+        TOKEN_EVERY.as_millis()
+    );
+    ttft.print();
+    println!(
+        "\nDesign goal: added TTFT p50 <= 0.2 ms and p99 <= 1 ms at 1,000 concurrent streams."
+    );
+    println!("TTFT: from just before the request is sent until the first `data:` chunk with content arrives.");
+    println!("added = Squadron's percentile - direct's. errors d/s: failed streams direct / through Squadron.");
+    println!("RSS is the whole process's VmRSS after the row: the clients and the fake upstream run in it too.");
+    println!("\n## streaming, total time (ms): same requests, until `data: [DONE]` arrives\n");
+    total.print();
+    println!(
+        "\n## non-streaming: {RPS_CLIENTS} clients back to back for {} s (after {} s of warm-up), direct then through Squadron\n",
+        RPS_MEASURED.as_secs(),
+        RPS_WARM_UP.as_secs_f64()
+    );
+    rps.print();
+    println!("\nThe fake upstream answers at once: requests/s is bound by this machine's cores, which the upstream,");
+    println!("Squadron and the clients share.");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The load
+
+/// Where requests go, and what they carry.
+struct Target {
+    name: &'static str,
+    url: String,
+    auth: HeaderValue,
+    stream_body: Bytes,
+    plain_body: Bytes,
+    client: Client,
+}
+
+impl Target {
+    fn new(
+        name: &'static str,
+        url: String,
+        token: &str,
+        model: &str,
+        pool: usize,
+    ) -> anyhow::Result<Target> {
+        let messages = json!([{ "role": "user", "content": "Say something." }]);
+        let stream_body = json!({
+            "model": model, "stream": true, "stream_options": { "include_usage": true },
+            "messages": messages,
+        });
+        let plain_body = json!({ "model": model, "messages": messages });
+        Ok(Target {
+            name,
+            url,
+            auth: HeaderValue::from_str(&format!("Bearer {token}"))?,
+            stream_body: Bytes::from(stream_body.to_string()),
+            plain_body: Bytes::from(plain_body.to_string()),
+            // A pool of its own per path, big enough to keep every connection of a round.
+            client: Client::builder()
+                .tcp_nodelay(true)
+                .pool_max_idle_per_host(pool)
+                .build()?,
+        })
+    }
+}
+
+/// One streamed request's times.
+struct Sample {
+    ttft: Duration,
+    total: Duration,
+}
+
+#[derive(Default)]
+struct Streams {
+    ttft: Vec<Duration>,
+    total: Vec<Duration>,
+    errors: Vec<String>,
+}
+
+impl Streams {
+    fn extend(&mut self, other: Streams) {
+        self.ttft.extend(other.ttft);
+        self.total.extend(other.total);
+        self.errors.extend(other.errors);
+    }
+
+    fn sort(&mut self) {
+        self.ttft.sort_unstable();
+        self.total.sort_unstable();
+    }
+
+    fn report_errors(&self, c: usize) {
+        for error in self.errors.iter().take(ERRORS_SHOWN) {
+            eprintln!("streams C={c}: error: {error}");
+        }
+    }
+}
+
+/// C clients, released at once, each making one streaming request.
+async fn stream_round(target: &Arc<Target>, c: usize) -> Streams {
+    let (go, ready) = watch::channel(false);
+    let clients: Vec<JoinHandle<Result<Sample, String>>> = (0..c)
+        .map(|_| {
+            let target = target.clone();
+            let mut ready = ready.clone();
+            tokio::spawn(async move {
+                let _ = ready.wait_for(|go| *go).await;
+                one_stream(&target).await
+            })
+        })
+        .collect();
+    // Let every client reach the start line.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let _ = go.send(true);
+    let mut streams = Streams::default();
+    for client in clients {
+        match client.await {
+            Ok(Ok(sample)) => {
+                streams.ttft.push(sample.ttft);
+                streams.total.push(sample.total);
+            }
+            Ok(Err(error)) => streams.errors.push(error),
+            Err(join) => streams.errors.push(format!("client task failed: {join}")),
+        }
+    }
+    streams
+}
+
+/// One streaming request, read to `[DONE]`; checks every content chunk arrived.
+async fn one_stream(target: &Target) -> Result<Sample, String> {
+    let started = Instant::now();
+    let res = target
+        .client
+        .post(&target.url)
+        .header(AUTHORIZATION, target.auth.clone())
+        .header(CONTENT_TYPE, "application/json")
+        .body(target.stream_body.clone())
+        .timeout(STEP_TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| format!("sending: {e:#}"))?;
+    let status = res.status();
+    if status != StatusCode::OK {
+        let body = res.text().await.unwrap_or_default();
+        return Err(format!("status {status}: {body}"));
+    }
+    let mut chunks = res.bytes_stream();
+    let mut buffer: Vec<u8> = Vec::new();
+    let mut ttft = None;
+    let mut tokens = 0;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| format!("reading the stream: {e:#}"))?;
+        let at = started.elapsed();
+        buffer.extend_from_slice(&chunk);
+        let mut start = 0;
+        while let Some(end) = find(&buffer[start..], b"\n\n") {
+            let frame = &buffer[start..start + end];
+            start += end + 2;
+            let Some(data) = frame.strip_prefix(b"data:") else {
+                continue;
+            };
+            let data = data.strip_prefix(b" ").unwrap_or(data);
+            if data == b"[DONE]" {
+                if tokens != TOKENS {
+                    return Err(format!("{tokens} content chunks of {TOKENS} arrived"));
+                }
+                let ttft = ttft.ok_or("no content chunk arrived")?;
+                return Ok(Sample { ttft, total: at });
+            }
+            // The first content chunk is parsed; the rest, only counted.
+            if ttft.is_none() {
+                let chunk: Value = serde_json::from_slice(data)
+                    .map_err(|e| format!("a chunk is not JSON ({e}): {data:?}"))?;
+                if let Some(error) = chunk.get("error") {
+                    return Err(format!("error chunk: {error}"));
+                }
+                let content = chunk["choices"][0]["delta"]["content"].as_str();
+                if content.is_some_and(|c| !c.is_empty()) {
+                    ttft = Some(at);
+                    tokens += 1;
+                }
+            } else if find(data, b"\"content\":\"").is_some() {
+                tokens += 1;
+            } else if find(data, b"\"error\"").is_some() {
+                return Err(format!("error chunk: {}", String::from_utf8_lossy(data)));
+            }
+        }
+        buffer.drain(..start);
+    }
+    Err(format!(
+        "the stream ended without [DONE] after {tokens} content chunks"
+    ))
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Every non-streaming request's latency over one load run, and the failures.
+struct Load {
+    latencies: Vec<Duration>,
+    errors: Vec<String>,
+    elapsed: Duration,
+}
+
+/// [`RPS_CLIENTS`] clients send non-streaming requests back to back for `duration`.
+async fn request_load(target: &Arc<Target>, duration: Duration) -> Load {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let clients: Vec<_> = (0..RPS_CLIENTS)
+        .map(|_| {
+            let target = target.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut errors = Vec::new();
+                while Instant::now() < deadline {
+                    let sent = Instant::now();
+                    match one_request(&target).await {
+                        Ok(()) => latencies.push(sent.elapsed()),
+                        Err(error) => errors.push(error),
+                    }
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let mut load = Load {
+        latencies: Vec::new(),
+        errors: Vec::new(),
+        elapsed: Duration::ZERO,
+    };
+    for client in futures::future::join_all(clients).await {
+        match client {
+            Ok((latencies, errors)) => {
+                load.latencies.extend(latencies);
+                load.errors.extend(errors);
+            }
+            Err(join) => load.errors.push(format!("client task failed: {join}")),
+        }
+    }
+    load.elapsed = started.elapsed();
+    load.latencies.sort_unstable();
+    load
+}
+
+/// One non-streaming completion, read whole.
+async fn one_request(target: &Target) -> Result<(), String> {
+    let res = target
+        .client
+        .post(&target.url)
+        .header(AUTHORIZATION, target.auth.clone())
+        .header(CONTENT_TYPE, "application/json")
+        .body(target.plain_body.clone())
+        .timeout(STEP_TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| format!("sending: {e:#}"))?;
+    let status = res.status();
+    let body = res.bytes().await.map_err(|e| format!("reading: {e:#}"))?;
+    if status != StatusCode::OK {
+        return Err(format!(
+            "status {status}: {}",
+            String::from_utf8_lossy(&body)
+        ));
+    }
+    let completion: Value =
+        serde_json::from_slice(&body).map_err(|e| format!("reply is not JSON: {e}"))?;
+    if completion["choices"][0]["message"]["content"]
+        .as_str()
+        .is_none()
+    {
+        return Err(format!("reply has no content: {completion}"));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The fake upstream
+
+/// The fake's replies, made once: every streamed completion sends the same bytes.
+struct Canned {
+    tokens: Vec<Bytes>,
+    usage: Bytes,
+    completion: Bytes,
+}
+
+impl Canned {
+    fn new() -> Canned {
+        let chunk = |delta: Value, finish: Value| {
+            let chunk = json!({
+                "id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 0,
+                "model": UPSTREAM_MODEL,
+                "choices": [{ "index": 0, "delta": delta, "finish_reason": finish }],
+            });
+            Bytes::from(format!("data: {chunk}\n\n"))
+        };
+        let tokens = (0..TOKENS)
+            .map(|i| {
+                let content = format!("tok{i} ");
+                let finish = if i + 1 == TOKENS {
+                    json!("stop")
+                } else {
+                    Value::Null
+                };
+                if i == 0 {
+                    chunk(json!({ "role": "assistant", "content": content }), finish)
+                } else {
+                    chunk(json!({ "content": content }), finish)
+                }
+            })
+            .collect();
+        let usage =
+            json!({ "prompt_tokens": 4, "completion_tokens": TOKENS, "total_tokens": 4 + TOKENS });
+        let usage_chunk = json!({
+            "id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 0,
+            "model": UPSTREAM_MODEL, "choices": [], "usage": usage,
+        });
+        let completion = json!({
+            "id": "chatcmpl-bench", "object": "chat.completion", "created": 0,
+            "model": UPSTREAM_MODEL,
+            "choices": [{ "index": 0, "message": { "role": "assistant", "content": "Something." }, "finish_reason": "stop" }],
+            "usage": { "prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6 },
+        });
+        Canned {
+            tokens,
+            usage: Bytes::from(format!("data: {usage_chunk}\n\n")),
+            completion: Bytes::from(completion.to_string()),
+        }
+    }
+}
+
+/// Binds 127.0.0.1:0 and serves the fake on the current runtime; returns its address.
+async fn start_upstream() -> anyhow::Result<SocketAddr> {
+    let canned = Arc::new(Canned::new());
+    let app = Router::new()
+        .route("/v1/chat/completions", post(fake_chat))
+        .with_state(canned);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, app).await {
+            eprintln!("the fake upstream stopped: {err}");
+        }
+    });
+    Ok(addr)
+}
+
+async fn fake_chat(
+    axum::extract::State(canned): axum::extract::State<Arc<Canned>>,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    if body["stream"].as_bool() != Some(true) {
+        return (
+            [(header::CONTENT_TYPE, "application/json")],
+            canned.completion.clone(),
+        )
+            .into_response();
+    }
+    let include_usage = body["stream_options"]["include_usage"].as_bool() == Some(true);
+    let chunks = async_stream::stream! {
+        // Chunk i goes at i ms: the first at once, a late one as soon as possible.
+        let mut pace = tokio::time::interval(TOKEN_EVERY);
+        pace.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        for token in &canned.tokens {
+            pace.tick().await;
+            yield Ok::<Bytes, Infallible>(token.clone());
+        }
+        if include_usage {
+            yield Ok(canned.usage.clone());
+        }
+        yield Ok(Bytes::from_static(b"data: [DONE]\n\n"));
+    };
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .body(Body::from_stream(chunks))
+        .expect("static headers are valid")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server under test
+
+struct Server {
+    addr: SocketAddr,
+    admin: String,
+    client: Client,
+    stop: oneshot::Sender<()>,
+    serving: JoinHandle<anyhow::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    async fn start() -> anyhow::Result<Server> {
+        let dir = tempfile::tempdir().context("creating a temporary directory")?;
+        let mut config = Config::defaults();
+        config.bind = "127.0.0.1:0".parse()?;
+        config.data_dir = dir.path().to_owned();
+        config.database_url = Some(format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("bench.db").display()
+        ));
+        config.rate_heartbeat = 0;
+        config.rate_tasks = 0;
+        config.rate_default = 0;
+        config.rate_gateway = 0;
+        let server = startup::build(config)
+            .await
+            .context("building the server")?;
+        let addr = server.local_addr();
+        let admin = server
+            .admin_token
+            .clone()
+            .context("a fresh database gives an admin token")?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let serving = tokio::spawn(server.run(async {
+            let _ = stopped.await;
+        }));
+        Ok(Server {
+            addr,
+            admin,
+            client: Client::builder().tcp_nodelay(true).build()?,
+            stop,
+            serving,
+            _dir: dir,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Provider `fake` at the upstream, and model `bench` for its `fake-model`.
+    async fn register(&self, upstream: SocketAddr) -> anyhow::Result<()> {
+        let provider = json!({
+            "name": "fake", "base_url": format!("http://{upstream}/v1"), "api_key": UPSTREAM_KEY,
+        });
+        let model = json!({ "name": SQUADRON_MODEL, "provider": "fake", "model": UPSTREAM_MODEL });
+        for (path, body) in [
+            ("/v1/core/add/provider", provider),
+            ("/v1/core/add/model", model),
+        ] {
+            let res = self
+                .client
+                .post(self.url(path))
+                .bearer_auth(&self.admin)
+                .json(&body)
+                .timeout(STEP_TIMEOUT)
+                .send()
+                .await
+                .with_context(|| format!("POST {path}"))?;
+            let status = res.status();
+            let text = res.text().await.unwrap_or_default();
+            ensure!(status.is_success(), "POST {path}: {status}: {text}");
+        }
+        Ok(())
+    }
+
+    /// Graceful shutdown.
+    async fn stop(self) -> anyhow::Result<()> {
+        let Server {
+            client,
+            stop,
+            serving,
+            _dir,
+            ..
+        } = self;
+        drop(client);
+        let _ = stop.send(());
+        match timeout(STEP_TIMEOUT, serving).await {
+            Ok(Ok(result)) => result.context("the server stopped with an error")?,
+            Ok(Err(join)) => bail!("the server task failed: {join}"),
+            Err(_) => bail!("the server did not stop within {STEP_TIMEOUT:?}"),
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measuring and printing
+
+/// This process's resident set size, in KiB (0 where /proc is not there).
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The nearest-rank percentile `p` (0 to 1) of sorted durations.
+fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    Some(sorted[rank - 1])
+}
+
+/// Milliseconds, to the microsecond.
+fn ms(duration: Option<Duration>) -> String {
+    duration.map_or("-".into(), |d| format!("{:.3}", d.as_secs_f64() * 1000.0))
+}
+
+/// `through`'s percentile minus `direct`'s, in milliseconds (negative when faster).
+fn added(through: &[Duration], direct: &[Duration], p: f64) -> String {
+    match (percentile(through, p), percentile(direct, p)) {
+        (Some(t), Some(d)) => format!("{:+.3}", (t.as_secs_f64() - d.as_secs_f64()) * 1000.0),
+        _ => "-".into(),
+    }
+}
+
+/// A Markdown table whose columns line up in plain text too.
+struct Table {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(header: &[&str]) -> Table {
+        Table {
+            header: header.iter().map(|h| h.to_string()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, row: Vec<String>) {
+        self.rows.push(row);
+    }
+
+    fn print(&self) {
+        let widths: Vec<usize> = (0..self.header.len())
+            .map(|c| {
+                std::iter::once(&self.header)
+                    .chain(&self.rows)
+                    .map(|row| row.get(c).map_or(0, String::len))
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let line = |cells: &[String]| {
+            let cells: Vec<String> = widths
+                .iter()
+                .enumerate()
+                .map(|(c, w)| format!("{:>w$}", cells.get(c).map_or("", String::as_str)))
+                .collect();
+            println!("| {} |", cells.join(" | "));
+        };
+        line(&self.header);
+        let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+        println!("|-{}-|", rule.join("-|-"));
+        for row in &self.rows {
+            line(row);
+        }
+    }
+}
