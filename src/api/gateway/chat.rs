@@ -73,14 +73,25 @@ async fn target(
     org_id: Uuid,
     name: &str,
 ) -> Result<(model::Model, Option<agent::Model>), ApiError> {
-    if let Some(agent) = gateway::agent_by_name(state.db(), org_id, name).await? {
-        if let Some(model_id) = agent.model_id {
-            if let Some(model) = gateway::model_by_id(state.db(), org_id, model_id).await? {
-                return Ok((model, Some(agent)));
-            }
-        }
+    // Models first, in one query: they are the common case, and one namespace means the order
+    // cannot change the answer.
+    let missing =
+        || ApiError::NotFound(format!("the model {name:?} does not exist in this account"));
+    if let Some(model) = gateway::model_by_name(state.db(), org_id, name).await? {
+        return if model.kind == "chat" {
+            Ok((model, None))
+        } else {
+            Err(missing())
+        };
     }
-    Ok((model_of(state, org_id, name, "chat").await?, None))
+    let agent = gateway::agent_by_name(state.db(), org_id, name)
+        .await?
+        .ok_or_else(missing)?;
+    let model_id = agent.model_id.ok_or_else(missing)?;
+    let model = gateway::model_by_id(state.db(), org_id, model_id)
+        .await?
+        .ok_or_else(missing)?;
+    Ok((model, Some(agent)))
 }
 
 /// An agent's system prompt (or else its SOUL.md) goes first; its defaults fill what the
@@ -165,6 +176,17 @@ impl Mirror {
         self.last_flush = Instant::now();
     }
 
+    /// A whole (not streamed) completion: its text as one delta, its usage, finished.
+    pub(crate) fn completed(&mut self, completion: &Value) {
+        self.delta(
+            completion["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap_or(""),
+        );
+        self.usage = completion["usage"].clone();
+        self.finish("completed");
+    }
+
     pub(crate) fn finish(&mut self, outcome: &str) {
         self.flush();
         self.done = true;
@@ -224,13 +246,7 @@ pub(crate) async fn complete_once(
         .map_err(|e| upstream.transport_error(e))?;
     record_usage(name, &completion["usage"]);
     if let Some(mirror) = &mut mirror {
-        mirror.delta(
-            completion["choices"][0]["message"]["content"]
-                .as_str()
-                .unwrap_or(""),
-        );
-        mirror.usage = completion["usage"].clone();
-        mirror.finish("completed");
+        mirror.completed(&completion);
     }
     Ok(completion)
 }
@@ -289,13 +305,7 @@ pub async fn completions(
             .map_err(|e| upstream.transport_error(e))?;
         record_usage(&name, &completion["usage"]);
         if let Some(mirror) = &mut mirror {
-            mirror.delta(
-                completion["choices"][0]["message"]["content"]
-                    .as_str()
-                    .unwrap_or(""),
-            );
-            mirror.usage = completion["usage"].clone();
-            mirror.finish("completed");
+            mirror.completed(&completion);
         }
         return Ok(axum::Json(completion).into_response());
     }

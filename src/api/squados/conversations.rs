@@ -168,9 +168,7 @@ pub async fn chat(
             .unwrap_or("")
             .to_owned();
         record_usage(&model.name, &completion["usage"]);
-        mirror.delta(&content);
-        mirror.usage = completion["usage"].clone();
-        mirror.finish("completed");
+        mirror.completed(&completion);
         let usage = Some(completion["usage"].clone()).filter(|u| !u.is_null());
         let reply =
             conversations::add_message(state.db(), &conversation, "assistant", &content, usage)
