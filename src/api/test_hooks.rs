@@ -8,23 +8,17 @@ use uuid::Uuid;
 
 use crate::api::envelope::{data, Data};
 use crate::api::extract::{Json, Path};
+use crate::api::mission_control::squads::owned_squad;
 use crate::auth::OrgAuth;
 use crate::error::ApiError;
 use crate::state::AppState;
-
-async fn owned(state: &AppState, org_id: Uuid, squad_id: Uuid) -> Result<(), ApiError> {
-    squadron_actors::store::squads::get(state.db(), org_id, squad_id)
-        .await?
-        .map(|_| ())
-        .ok_or_else(|| ApiError::not_found("squad"))
-}
 
 pub async fn panic_squad(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    owned(&state, caller.org_id, id).await?;
+    owned_squad(&state, caller.org_id, id).await?;
     state.core.cast_squad(id, SquadMsg::Panic).await?;
     Ok(StatusCode::ACCEPTED)
 }
@@ -34,7 +28,7 @@ pub async fn panic_agent(
     OrgAuth(caller): OrgAuth,
     Path((id, agent_id)): Path<(Uuid, Uuid)>,
 ) -> Result<StatusCode, ApiError> {
-    owned(&state, caller.org_id, id).await?;
+    owned_squad(&state, caller.org_id, id).await?;
     state
         .core
         .cast_squad(id, SquadMsg::PanicAgent(agent_id))
@@ -53,7 +47,7 @@ pub async fn flood(
     Path(id): Path<Uuid>,
     Json(body): Json<Flood>,
 ) -> Result<axum::Json<Data<i64>>, ApiError> {
-    owned(&state, caller.org_id, id).await?;
+    owned_squad(&state, caller.org_id, id).await?;
     let n = body.n;
     let last_seq = state
         .core
@@ -68,6 +62,6 @@ pub async fn running(
     OrgAuth(caller): OrgAuth,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<Data<bool>>, ApiError> {
-    owned(&state, caller.org_id, id).await?;
+    owned_squad(&state, caller.org_id, id).await?;
     Ok(data(state.core.is_running(id)))
 }

@@ -8,11 +8,11 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Extension;
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
-use squadron_actors::store;
 use uuid::Uuid;
 
 use super::{squad_stream, LiveConnection, Outgoing};
 use crate::api::extract::Query;
+use crate::api::mission_control::squads::owned_squad;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -83,9 +83,7 @@ pub async fn squad_events(
         })?),
         None => query.since,
     };
-    store::squads::get(state.db(), principal.org_id(), squad_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("squad"))?;
+    owned_squad(&state, principal.org_id(), squad_id).await?;
 
     let open = LiveConnection::open("sse");
     let stream = squad_stream(

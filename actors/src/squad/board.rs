@@ -129,6 +129,29 @@ impl SquadState {
         Ok(stored)
     }
 
+    /// Notifications for agents just assigned to `task` (the author excepted, as always).
+    async fn notify_assigned(
+        &self,
+        txn: &DatabaseTransaction,
+        task: &task::Model,
+        by: &Author,
+        assigned: &[AgentRef],
+        events: &mut Events,
+    ) -> Result<Vec<notification::Model>, CoreError> {
+        let content = format!("You were assigned to \"{}\"", task.title);
+        self.notifications(
+            txn,
+            task,
+            by,
+            assigned,
+            "assignment",
+            &content,
+            None,
+            events,
+        )
+        .await
+    }
+
     /// Adds assignees not yet on the task; returns the ones added.
     async fn add_assignees(
         &self,
@@ -203,18 +226,8 @@ impl SquadState {
                 "assignees": refs(&added),
             }),
         )];
-        let content = format!("You were assigned to \"{}\"", task.title);
         let notes = self
-            .notifications(
-                &txn,
-                &task,
-                &by,
-                &added,
-                "assignment",
-                &content,
-                None,
-                &mut events,
-            )
+            .notify_assigned(&txn, &task, &by, &added, &mut events)
             .await?;
         self.commit_and_notify(txn, events, notes).await?;
         Ok(task)
@@ -381,18 +394,8 @@ impl SquadState {
                 "assignees": refs(&added),
             }),
         )];
-        let content = format!("You were assigned to \"{}\"", task.title);
         let notes = self
-            .notifications(
-                &txn,
-                &task,
-                &by,
-                &added,
-                "assignment",
-                &content,
-                None,
-                &mut events,
-            )
+            .notify_assigned(&txn, &task, &by, &added, &mut events)
             .await?;
         self.commit_and_notify(txn, events, notes).await?;
         Ok(task)

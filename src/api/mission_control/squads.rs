@@ -190,7 +190,11 @@ impl From<squad::Model> for SquadView {
 }
 
 /// The squad if it is the caller's organization's; 404 otherwise, whoever's it is.
-async fn owned_squad(state: &AppState, org_id: Uuid, id: Uuid) -> Result<squad::Model, ApiError> {
+pub(crate) async fn owned_squad(
+    state: &AppState,
+    org_id: Uuid,
+    id: Uuid,
+) -> Result<squad::Model, ApiError> {
     store::squads::get(state.db(), org_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("squad"))
