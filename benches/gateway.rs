@@ -29,6 +29,9 @@
 //! the RSS figures include the clients and the fake upstream too. Run without `--bench` (as
 //! `cargo test --all-targets` does), the program only says how to run it.
 
+mod common;
+
+use common::{percentile, rss_kib, Table};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -773,28 +776,6 @@ impl Server {
 // ---------------------------------------------------------------------------------------------
 // Measuring and printing
 
-/// This process's resident set size, in KiB (0 where /proc is not there).
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix("VmRSS:"))
-                .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// The nearest-rank percentile `p` (0 to 1) of sorted durations.
-fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    Some(sorted[rank - 1])
-}
-
 /// Milliseconds, to the microsecond.
 fn ms(duration: Option<Duration>) -> String {
     duration.map_or("-".into(), |d| format!("{:.3}", d.as_secs_f64() * 1000.0))
@@ -805,50 +786,5 @@ fn added(through: &[Duration], direct: &[Duration], p: f64) -> String {
     match (percentile(through, p), percentile(direct, p)) {
         (Some(t), Some(d)) => format!("{:+.3}", (t.as_secs_f64() - d.as_secs_f64()) * 1000.0),
         _ => "-".into(),
-    }
-}
-
-/// A Markdown table whose columns line up in plain text too.
-struct Table {
-    header: Vec<String>,
-    rows: Vec<Vec<String>>,
-}
-
-impl Table {
-    fn new(header: &[&str]) -> Table {
-        Table {
-            header: header.iter().map(|h| h.to_string()).collect(),
-            rows: Vec::new(),
-        }
-    }
-
-    fn push(&mut self, row: Vec<String>) {
-        self.rows.push(row);
-    }
-
-    fn print(&self) {
-        let widths: Vec<usize> = (0..self.header.len())
-            .map(|c| {
-                std::iter::once(&self.header)
-                    .chain(&self.rows)
-                    .map(|row| row.get(c).map_or(0, String::len))
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        let line = |cells: &[String]| {
-            let cells: Vec<String> = widths
-                .iter()
-                .enumerate()
-                .map(|(c, w)| format!("{:>w$}", cells.get(c).map_or("", String::as_str)))
-                .collect();
-            println!("| {} |", cells.join(" | "));
-        };
-        line(&self.header);
-        let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-        println!("|-{}-|", rule.join("-|-"));
-        for row in &self.rows {
-            line(row);
-        }
     }
 }
