@@ -142,6 +142,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         tickets: Tickets::new(Duration::from_secs(config.ticket_ttl_secs)),
         tokens: TokenAuth::default(),
         directory: Directory::default(),
+        routes: Default::default(),
         usage: Usage::default(),
         metrics: crate::metrics::handle(),
         sealer,

@@ -8,6 +8,7 @@ use squadron_actors::secrets::Sealer;
 use squadron_actors::Core;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::gateway::routes::Routes;
 use crate::auth::TokenAuth;
 use crate::config::Config;
 use crate::directory::Directory;
@@ -20,6 +21,8 @@ pub struct App {
     pub core: Core,
     pub tokens: TokenAuth,
     pub directory: Directory,
+    /// The accounts' models and providers, resolved without a query.
+    pub routes: Routes,
     pub usage: Usage,
     pub limits: RateLimits,
     pub tickets: Tickets,

@@ -112,7 +112,7 @@ async fn provider_secrets_are_sealed_at_rest_and_masked_in_reads() {
 
 #[tokio::test]
 async fn models_are_listed_mapped_and_guard_their_provider() {
-    let (app, _fake) = gateway().await;
+    let (app, fake) = gateway().await;
     let models = body(app.get("/v1/models").await).await;
     let ids: Vec<&str> = models["data"]
         .as_array()
@@ -175,6 +175,10 @@ async fn models_are_listed_mapped_and_guard_their_provider() {
         .post("/v1/core/delete/provider", json!({ "name": "fake" }))
         .await;
     assert_eq!(res.status(), 409, "models still use it");
+    // A model the server has resolved (and cached) is gone once deleted, and a new model of
+    // the same name maps where the new one says.
+    let res = app.post("/v1/chat/completions", chat("gpt", false)).await;
+    assert_eq!(res.status(), 200);
     assert_eq!(
         app.post("/v1/core/delete/model", json!({ "name": "gpt" }))
             .await
@@ -187,6 +191,22 @@ async fn models_are_listed_mapped_and_guard_their_provider() {
             .status(),
         404
     );
+    let res = app.post("/v1/chat/completions", chat("gpt", false)).await;
+    assert_eq!(
+        res.status(),
+        404,
+        "a deleted model is not served from a cache"
+    );
+    let res = app
+        .post(
+            "/v1/core/add/model",
+            json!({ "name": "gpt", "provider": "fake", "model": "gpt-second" }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let res = app.post("/v1/chat/completions", chat("gpt", false)).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(fake.recorder.last().1["model"], "gpt-second");
 
     // Another organization sees none of it, and a squad key may not use the gateway.
     let theirs = app.org_token("rival", Role::Admin).await;

@@ -160,7 +160,7 @@ pub async fn add(
         .core
         .call_squad(squad.id, |reply| SquadMsg::AddAgent(spec.clone(), reply))
         .await??;
-    Ok(axum::Json(AgentView::new(agent, Some(model.name))))
+    Ok(axum::Json(AgentView::new(agent, Some(model.name.clone()))))
 }
 
 /// Delete a gateway agent.

@@ -3,6 +3,7 @@
 //! recorded; the client sees the usage chunk only if it asked). A client that goes away
 //! drops the upstream request with it.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
@@ -28,8 +29,10 @@ pub async fn model_of(
     org_id: Uuid,
     name: &str,
     kind: &str,
-) -> Result<model::Model, ApiError> {
-    gateway::model_by_name(state.db(), org_id, name)
+) -> Result<Arc<model::Model>, ApiError> {
+    state
+        .routes
+        .model(state, org_id, name)
         .await?
         .filter(|m| m.kind == kind)
         .ok_or_else(|| {
@@ -72,12 +75,12 @@ async fn target(
     state: &AppState,
     org_id: Uuid,
     name: &str,
-) -> Result<(model::Model, Option<agent::Model>), ApiError> {
-    // Models first, in one query: they are the common case, and one namespace means the order
-    // cannot change the answer.
+) -> Result<(Arc<model::Model>, Option<agent::Model>), ApiError> {
+    // Models first, from the cache: they are the common case, and one namespace means the
+    // order cannot change the answer.
     let missing =
         || ApiError::NotFound(format!("the model {name:?} does not exist in this account"));
-    if let Some(model) = gateway::model_by_name(state.db(), org_id, name).await? {
+    if let Some(model) = state.routes.model(state, org_id, name).await? {
         return if model.kind == "chat" {
             Ok((model, None))
         } else {
@@ -91,7 +94,7 @@ async fn target(
     let model = gateway::model_by_id(state.db(), org_id, model_id)
         .await?
         .ok_or_else(missing)?;
-    Ok((model, Some(agent)))
+    Ok((Arc::new(model), Some(agent)))
 }
 
 /// An agent's system prompt (or else its SOUL.md) goes first; its defaults fill what the
@@ -319,6 +322,32 @@ pub async fn completions(
     ))
 }
 
+/// What the relay reads of a chunk: its delta's text (for an agent's mirror) and its usage.
+/// Everything else is skipped unallocated; the chunk itself is relayed as it came.
+#[derive(serde::Deserialize)]
+struct ChunkPeek<'a> {
+    #[serde(default, borrow)]
+    choices: Option<Vec<ChoicePeek<'a>>>,
+    #[serde(default)]
+    usage: Option<Value>,
+}
+
+#[derive(serde::Deserialize)]
+struct ChoicePeek<'a> {
+    #[serde(default, borrow)]
+    delta: Option<DeltaPeek<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct DeltaPeek<'a> {
+    #[serde(default, borrow)]
+    content: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// Chunks the upstream has ready at once are relayed in one write, so a busy server makes
+/// fewer, larger writes while an idle one still sends each chunk as it comes.
+const RELAY_BATCH: usize = 64;
+
 /// Relays the upstream's SSE chunks as they come (mirroring an agent's to its squad). A
 /// broken upstream stream ends ours with an OpenAI error object.
 fn relay(
@@ -329,53 +358,71 @@ fn relay(
     started: Instant,
     mut mirror: Option<Mirror>,
 ) -> Response {
-    let mut events = response.bytes_stream().eventsource();
+    let mut batches = response
+        .bytes_stream()
+        .eventsource()
+        .ready_chunks(RELAY_BATCH);
     let chunks = async_stream::stream! {
         let _in_flight = InFlight::new();
         let mut first = true;
-        while let Some(event) = events.next().await {
-            let event = match event {
-                Ok(event) => event,
-                Err(err) => {
-                    let error = json!({ "error": {
-                        "message": format!("provider {provider} broke off the stream: {err}"),
-                        "type": "server_error", "param": null, "code": "upstream_error",
-                    }});
-                    if let Some(mirror) = &mut mirror {
-                        mirror.finish("failed");
-                    }
-                    yield Ok::<Bytes, std::io::Error>(Bytes::from(format!("data: {error}\n\n")));
-                    break;
-                }
-            };
+        let mut ended = false;
+        while let Some(batch) = batches.next().await {
             if first {
                 first = false;
                 metrics::histogram!("squadron_gateway_time_to_first_token_seconds", "model" => model.clone())
                     .record(started.elapsed().as_secs_f64());
             }
-            if event.data.trim() == "[DONE]" {
-                if let Some(mirror) = &mut mirror {
-                    mirror.finish("completed");
+            let mut out = String::new();
+            for event in batch {
+                let event = match event {
+                    Ok(event) => event,
+                    Err(err) => {
+                        let error = json!({ "error": {
+                            "message": format!("provider {provider} broke off the stream: {err}"),
+                            "type": "server_error", "param": null, "code": "upstream_error",
+                        }});
+                        if let Some(mirror) = &mut mirror {
+                            mirror.finish("failed");
+                        }
+                        out.push_str(&format!("data: {error}\n\n"));
+                        ended = true;
+                        break;
+                    }
+                };
+                if event.data.trim() == "[DONE]" {
+                    if let Some(mirror) = &mut mirror {
+                        mirror.finish("completed");
+                    }
+                    out.push_str("data: [DONE]\n\n");
+                    ended = true;
+                    break;
                 }
-                yield Ok(Bytes::from_static(b"data: [DONE]\n\n"));
+                if let Ok(chunk) = serde_json::from_str::<ChunkPeek>(&event.data) {
+                    if let Some(mirror) = &mut mirror {
+                        if let Some(text) = chunk.choices.as_deref().and_then(|c| c.first()).and_then(|c| c.delta.as_ref()).and_then(|d| d.content.as_deref()) {
+                            mirror.delta(text);
+                        }
+                    }
+                    if let Some(usage) = chunk.usage.filter(|u| !u.is_null()) {
+                        record_usage(&model, &usage);
+                        if let Some(mirror) = &mut mirror {
+                            mirror.usage = usage;
+                        }
+                        if chunk.choices.is_none_or(|c| c.is_empty()) && !wants_usage {
+                            continue;
+                        }
+                    }
+                }
+                out.push_str("data: ");
+                out.push_str(&event.data);
+                out.push_str("\n\n");
+            }
+            if !out.is_empty() {
+                yield Ok::<Bytes, std::io::Error>(Bytes::from(out));
+            }
+            if ended {
                 break;
             }
-            if let Ok(chunk) = serde_json::from_str::<Value>(&event.data) {
-                if let (Some(mirror), Some(text)) = (&mut mirror, chunk["choices"][0]["delta"]["content"].as_str()) {
-                    mirror.delta(text);
-                }
-                if !chunk["usage"].is_null() {
-                    record_usage(&model, &chunk["usage"]);
-                    if let Some(mirror) = &mut mirror {
-                        mirror.usage = chunk["usage"].clone();
-                    }
-                    let usage_only = chunk["choices"].as_array().is_none_or(|c| c.is_empty());
-                    if usage_only && !wants_usage {
-                        continue;
-                    }
-                }
-            }
-            yield Ok(Bytes::from(format!("data: {}\n\n", event.data)));
         }
     };
     Response::builder()

@@ -6,5 +6,6 @@ pub mod chat;
 pub mod embeddings;
 pub mod models;
 pub mod providers;
+pub mod routes;
 pub mod upstream;
 pub mod utilities;

@@ -197,6 +197,7 @@ pub async fn delete(
         )));
     }
     gateway::delete_provider(state.db(), provider.id).await?;
+    state.routes.forget(caller.org_id);
     Ok(axum::Json(
         serde_json::json!({ "deleted": true, "name": provider.name }),
     ))
@@ -348,6 +349,7 @@ pub async fn delete_model(
         )));
     }
     gateway::delete_model(state.db(), model.id).await?;
+    state.routes.forget(caller.org_id);
     Ok(axum::Json(
         serde_json::json!({ "deleted": true, "name": model.name }),
     ))

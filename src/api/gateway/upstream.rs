@@ -3,7 +3,6 @@
 
 use axum::http::StatusCode;
 use squadron_actors::store::entity::provider;
-use squadron_actors::store::{self};
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -47,17 +46,13 @@ impl Upstream {
         })
     }
 
+    /// The account's provider `provider_id` (cached: see [`super::routes`]).
     pub async fn load(
         state: &AppState,
         org_id: Uuid,
         provider_id: Uuid,
-    ) -> Result<Upstream, ApiError> {
-        let p = store::gateway::provider(state.db(), org_id, provider_id)
-            .await?
-            .ok_or_else(|| {
-                ApiError::Internal(anyhow::anyhow!("model without provider {provider_id}"))
-            })?;
-        Upstream::open(state, p)
+    ) -> Result<std::sync::Arc<Upstream>, ApiError> {
+        state.routes.upstream(state, org_id, provider_id).await
     }
 
     pub fn api_key(&self) -> Option<&str> {
