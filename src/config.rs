@@ -190,6 +190,22 @@ pub struct Config {
         global = true
     )]
     pub usage_flush_ms: u64,
+    /// Where uploaded files are kept: `s3://bucket/prefix` (configured by the usual `AWS_*`
+    /// variables) or `file:///path`. Default: `<data-dir>/files`.
+    #[arg(long, env = "SQUADRON_OBJECT_STORE", global = true)]
+    pub object_store: Option<String>,
+    /// Largest file upload, in bytes.
+    #[arg(long, env = "SQUADRON_MAX_FILE_BYTES", default_value_t = 512 * 1024 * 1024, global = true)]
+    pub max_file_bytes: u64,
+    /// An ingest's first retry of a failed embedding call waits this long (then twice as long
+    /// each time), in milliseconds.
+    #[arg(
+        long,
+        env = "SQUADRON_INGEST_BACKOFF_MS",
+        default_value_t = 500,
+        global = true
+    )]
+    pub ingest_backoff_ms: u64,
 }
 
 impl Config {

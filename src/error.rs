@@ -21,6 +21,9 @@ pub enum ApiError {
     Validation(String),
     #[error("{0}")]
     Conflict(String),
+    /// A body (an upload) beyond its limit.
+    #[error("{0}")]
+    TooLarge(String),
     #[error("method not allowed on this route")]
     MethodNotAllowed,
     #[error("rate limit of {limit} requests per minute exceeded; retry in {retry_after_secs} s")]
@@ -58,6 +61,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Validation(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -74,6 +78,7 @@ impl ApiError {
             ApiError::NotFound(_) => "NOT_FOUND",
             ApiError::Validation(_) => "VALIDATION_ERROR",
             ApiError::Conflict(_) => "CONFLICT",
+            ApiError::TooLarge(_) => "PAYLOAD_TOO_LARGE",
             ApiError::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             ApiError::RateLimited { .. } => "RATE_LIMITED",
             ApiError::Unavailable(_) => "SERVICE_UNAVAILABLE",

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod directory;
 pub mod error;
+pub mod knowledge;
 pub mod live;
 pub mod metrics;
 pub mod ratelimit;

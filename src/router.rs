@@ -17,6 +17,7 @@ use crate::api::extract::BodyLimit;
 use crate::api::gateway::{
     agents as gateway_agents, chat, embeddings, models, providers, utilities,
 };
+use crate::api::knowledge::{files, vector_stores};
 use crate::api::mission_control::{
     agents, board, documents, notifications, setup, squads, tasks, watch_items,
 };
@@ -137,11 +138,35 @@ pub fn build(state: AppState) -> Router {
         .routes(routes!(utilities::agent_workflow))
         .routes(routes!(utilities::scrape_url));
 
+    let knowledge = OpenApiRouter::new()
+        .routes(routes!(vector_stores::index, vector_stores::create))
+        .routes(routes!(
+            vector_stores::show,
+            vector_stores::update,
+            vector_stores::delete
+        ))
+        .routes(routes!(vector_stores::files, vector_stores::add))
+        .routes(routes!(vector_stores::file, vector_stores::remove))
+        .routes(routes!(vector_stores::search))
+        .routes(routes!(vector_stores::cancel_ingests))
+        .routes(routes!(vector_stores::file_details))
+        .routes(routes!(vector_stores::user_collections))
+        .routes(routes!(files::index))
+        .routes(routes!(files::show, files::delete))
+        .routes(routes!(files::content));
+    // Uploads: the file limit plus room for the form around it.
+    let uploads = OpenApiRouter::new().routes(routes!(files::upload));
+    let upload_limit = usize::try_from(config.max_file_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(64 * 1024);
+
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(public)
         .merge(guarded(&state, config.body_limit_api, mission_control))
         .merge(guarded(&state, config.body_limit_gateway, squados))
         .merge(guarded(&state, config.body_limit_gateway, gateway))
+        .merge(guarded(&state, config.body_limit_gateway, knowledge))
+        .merge(guarded(&state, upload_limit, uploads))
         .split_for_parts();
     let openapi = Arc::new(openapi);
     let schema = move || {

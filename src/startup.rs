@@ -10,6 +10,7 @@ use anyhow::Context;
 use axum::serve::ListenerExt;
 use sea_orm::DatabaseConnection;
 use sea_orm_migration::MigratorTrait;
+use squadron_actors::knowledge::{Deps as KnowledgeDeps, IngestSettings, KnowledgeMsg};
 use squadron_actors::live::LiveHub;
 use squadron_actors::secrets::Sealer;
 use squadron_actors::store::{self, tokens::Role, tokens::TokenFormat};
@@ -22,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::TokenAuth;
 use crate::config::Config;
 use crate::directory::Directory;
+use crate::knowledge::GatewayEmbedder;
 use crate::live::tickets::Tickets;
 use crate::ratelimit::RateLimits;
 use crate::state::{App, AppState};
@@ -31,6 +33,7 @@ pub struct Server {
     listener: TcpListener,
     state: AppState,
     root: JoinHandle<()>,
+    knowledge: JoinHandle<()>,
     /// The admin token made on first start with an empty database, if this start made one.
     pub admin_token: Option<String>,
 }
@@ -134,6 +137,21 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let (core, root) = Core::start(db, hub, settings)
         .await
         .context("starting actors")?;
+    let objects = crate::knowledge::objects(&config)?;
+    let embedder = GatewayEmbedder::default();
+    let shutdown = CancellationToken::new();
+    let (knowledge, knowledge_handle) = squadron_actors::knowledge::start(KnowledgeDeps {
+        shared: core.shared.clone(),
+        embedder: Arc::new(embedder.clone()),
+        objects: objects.clone(),
+        settings: IngestSettings {
+            backoff: Duration::from_millis(config.ingest_backoff_ms),
+            ..IngestSettings::default()
+        },
+        shutdown: shutdown.clone(),
+    })
+    .await
+    .context("starting the knowledge supervisor")?;
     let listener = TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("binding {}", config.bind))?;
@@ -147,14 +165,19 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         metrics: crate::metrics::handle(),
         sealer,
         upstream,
-        shutdown: CancellationToken::new(),
+        shutdown,
+        objects,
+        knowledge,
         core,
         config,
     }));
+    embedder.attach(&state);
+    let _ = state.knowledge.cast(KnowledgeMsg::Resume);
     Ok(Server {
         listener,
         state,
         root,
+        knowledge: knowledge_handle,
         admin_token,
     })
 }
@@ -176,6 +199,7 @@ impl Server {
             listener,
             state,
             root,
+            knowledge,
             ..
         } = self;
         let housekeeping = tokio::spawn(housekeeping(state.clone()));
@@ -197,7 +221,9 @@ impl Server {
             .context("serving")?;
         state.shutdown.cancel();
         state.core.stop();
+        state.knowledge.stop(Some("shutdown".into()));
         let _ = root.await;
+        let _ = knowledge.await;
         let _ = housekeeping.await;
         // After the actors stopped, so the last presence they recorded is written too.
         state

@@ -31,6 +31,10 @@ pub struct App {
     pub sealer: Sealer,
     /// The client for upstream providers (connection pooling across requests).
     pub upstream: reqwest::Client,
+    /// Where uploaded files' bytes live.
+    pub objects: Arc<dyn object_store::ObjectStore>,
+    /// Supervises the ingest jobs of files in vector stores.
+    pub knowledge: ractor::ActorRef<squadron_actors::knowledge::KnowledgeMsg>,
     /// Cancelled at shutdown: long-lived streams watch it and end.
     pub shutdown: CancellationToken,
 }

@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod domain;
+pub mod knowledge;
 pub mod live;
 pub mod presence;
 pub mod root;

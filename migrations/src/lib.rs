@@ -8,6 +8,7 @@ mod m20261123_000002_mission_control;
 mod m20261123_000003_gateway;
 mod m20261123_000004_gateway_agents;
 mod m20261123_000005_conversations;
+mod m20261128_000006_knowledge;
 mod util;
 
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_gateway::Migration),
             Box::new(m20261123_000004_gateway_agents::Migration),
             Box::new(m20261123_000005_conversations::Migration),
+            Box::new(m20261128_000006_knowledge::Migration),
         ]
     }
 }

@@ -3,6 +3,7 @@
 pub mod envelope;
 pub mod extract;
 pub mod gateway;
+pub mod knowledge;
 pub mod mission_control;
 pub mod ops;
 pub mod squados;

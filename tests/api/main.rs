@@ -5,6 +5,7 @@ mod errors;
 mod gateway;
 mod helpers;
 mod isolation;
+mod knowledge;
 mod limits;
 mod live;
 mod mc_board;

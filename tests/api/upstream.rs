@@ -1,6 +1,10 @@
 //! A small OpenAI-compatible upstream for the gateway tests. It records what it is sent and
 //! injects faults chosen by the upstream model name: `fail-429`, `fail-500`, `stall`, `broken`
-//! (a stream cut off mid-way) and `slow` (a long stream, to test cancellation).
+//! (a stream cut off mid-way) and `slow` (a long stream, to test cancellation). Embedding
+//! models: `embed-fake` (8 numbers from the input's length), `embed-words` (64-dimensional
+//! bags of words, so texts that share words are near), `embed-flaky` (`embed-words` that
+//! answers every other call with a 429), `embed-slow` (`embed-words` after 150 ms) and
+//! `embed-refused` (always a 400).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,6 +24,8 @@ pub struct Recorder {
     pub requests: Mutex<Vec<(HeaderMap, Value)>>,
     /// Streams whose client went away before the end.
     pub dropped_streams: AtomicUsize,
+    /// Calls to `/v1/embeddings`.
+    pub embed_calls: AtomicUsize,
 }
 
 impl Recorder {
@@ -193,14 +199,50 @@ async fn embeddings(
             .collect(),
         _ => return error(StatusCode::BAD_REQUEST, "bad input"),
     };
+    let call = recorder.embed_calls.fetch_add(1, Ordering::SeqCst);
+    let model = body["model"].as_str().unwrap_or_default();
+    match model {
+        "embed-flaky" if call % 2 == 0 => {
+            return error(StatusCode::TOO_MANY_REQUESTS, "slow down");
+        }
+        "embed-slow" => tokio::time::sleep(Duration::from_millis(150)).await,
+        "embed-refused" => return error(StatusCode::BAD_REQUEST, "this input is refused"),
+        _ => {}
+    }
     let data: Vec<Value> = inputs
         .iter()
         .enumerate()
         .map(|(i, text)| {
-            let v: Vec<f32> = (0..8).map(|d| (text.len() + d) as f32 / 8.0).collect();
+            let v = if model == "embed-fake" {
+                (0..8).map(|d| (text.len() + d) as f32 / 8.0).collect()
+            } else {
+                words_vector(text)
+            };
             json!({ "object": "embedding", "index": i, "embedding": v })
         })
         .collect();
     Json(json!({ "object": "list", "data": data, "model": body["model"], "usage": { "prompt_tokens": inputs.len(), "total_tokens": inputs.len() } }))
         .into_response()
+}
+
+/// A text's words hashed into 64 buckets and scaled to length 1.
+pub fn words_vector(text: &str) -> Vec<f32> {
+    let mut v = vec![0f32; 64];
+    for word in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.len() > 2)
+    {
+        let hash = word
+            .to_lowercase()
+            .bytes()
+            .fold(0xcbf29ce484222325u64, |h, b| {
+                (h ^ b as u64).wrapping_mul(0x100000001b3)
+            });
+        v[(hash % 64) as usize] += 1.0;
+    }
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    v
 }

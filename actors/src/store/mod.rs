@@ -7,6 +7,7 @@ pub mod entity;
 pub mod events;
 pub mod gateway;
 pub mod keys;
+pub mod knowledge;
 pub mod notifications;
 pub mod orgs;
 pub mod squads;

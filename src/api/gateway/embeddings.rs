@@ -5,7 +5,9 @@ use axum::extract::State;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde_json::Value;
+use squadron_actors::store::entity::model;
 use squadron_actors::store::gateway;
+use uuid::Uuid;
 
 use super::chat::{record_usage, requested_model};
 use super::upstream::Upstream;
@@ -107,4 +109,50 @@ pub async fn create(
     }
     result["model"] = Value::String(name);
     Ok(axum::Json(result))
+}
+
+/// Vectors for `texts` from the account's embedding `model`, in the order of `texts` (for
+/// ingest and search; usage is recorded like any embeddings call).
+pub async fn embed_texts(
+    state: &AppState,
+    org_id: Uuid,
+    model: &model::Model,
+    texts: Vec<String>,
+) -> Result<Vec<Vec<f32>>, ApiError> {
+    let upstream = Upstream::load(state, org_id, model.provider_id).await?;
+    let n = texts.len();
+    let request = upstream
+        .request(state, reqwest::Method::POST, "embeddings")
+        .json(&serde_json::json!({ "model": model.upstream_model, "input": texts, "encoding_format": "float" }));
+    let result: Value = upstream
+        .send(request)
+        .await?
+        .json()
+        .await
+        .map_err(|e| upstream.transport_error(e))?;
+    record_usage(&model.name, &result["usage"]);
+    let mut vectors: Vec<Option<Vec<f32>>> = vec![None; n];
+    for item in result["data"].as_array().into_iter().flatten() {
+        let index = item["index"].as_u64().unwrap_or(u64::MAX) as usize;
+        let vector = item["embedding"].as_array().map(|v| {
+            v.iter()
+                .filter_map(Value::as_f64)
+                .map(|f| f as f32)
+                .collect()
+        });
+        if let Some(slot) = vectors.get_mut(index) {
+            *slot = vector;
+        }
+    }
+    vectors
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| ApiError::Upstream {
+            status: axum::http::StatusCode::BAD_GATEWAY,
+            message: format!(
+                "provider {} did not return a vector for every input",
+                upstream.name
+            ),
+            retry_after: None,
+        })
 }

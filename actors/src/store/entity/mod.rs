@@ -2,10 +2,12 @@
 
 pub mod agent;
 pub mod api_token;
+pub mod chunk;
 pub mod comment;
 pub mod conversation;
 pub mod document;
 pub mod event;
+pub mod file;
 pub mod message;
 pub mod model;
 pub mod notification;
@@ -16,4 +18,6 @@ pub mod squad_key;
 pub mod task;
 pub mod task_assignee;
 pub mod task_subscription;
+pub mod vector_store;
+pub mod vector_store_file;
 pub mod watch_item;

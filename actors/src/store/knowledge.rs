@@ -1,0 +1,701 @@
+//! Files, vector stores, the files in them and their chunks; and nearest-neighbour search
+//! over the chunks: pgvector's HNSW on PostgreSQL, an exact scan on SQLite.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Utc};
+use dashmap::DashSet;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
+    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Select, Set, Statement,
+    TransactionSession, TransactionTrait,
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::entity::chunk::{self, Entity as Chunks};
+use super::entity::file::{self, Entity as Files};
+use super::entity::vector_store::{self, Entity as Stores};
+use super::entity::vector_store_file::{self, Entity as StoreFiles};
+
+/// Where a list resumes and how much of it to return (OpenAI's `after`, `limit`, `order`).
+pub struct Page {
+    /// The `created_at` and id of the item to continue after.
+    pub after: Option<(DateTime<Utc>, Uuid)>,
+    pub limit: u64,
+    pub desc: bool,
+}
+
+/// `query` ordered by (created_at, id) from `page.after`, one more than `page.limit` (so the
+/// caller can tell whether there is more).
+fn paged<E: EntityTrait>(
+    query: Select<E>,
+    created_at: impl ColumnTrait,
+    id: impl ColumnTrait,
+    page: &Page,
+) -> Select<E> {
+    let mut query = query;
+    if let Some((at, after)) = page.after {
+        query = query.filter(if page.desc {
+            Condition::any()
+                .add(created_at.lt(at))
+                .add(Condition::all().add(created_at.eq(at)).add(id.lt(after)))
+        } else {
+            Condition::any()
+                .add(created_at.gt(at))
+                .add(Condition::all().add(created_at.eq(at)).add(id.gt(after)))
+        });
+    }
+    let order = if page.desc {
+        sea_orm::Order::Desc
+    } else {
+        sea_orm::Order::Asc
+    };
+    query
+        .order_by(created_at, order.clone())
+        .order_by(id, order)
+        .limit(page.limit + 1)
+}
+
+// Files.
+
+pub async fn insert_file(
+    db: &impl ConnectionTrait,
+    file: file::Model,
+) -> Result<file::Model, DbErr> {
+    file::ActiveModel::from(file).insert(db).await
+}
+
+pub async fn file(
+    db: &impl ConnectionTrait,
+    org_id: Uuid,
+    id: Uuid,
+) -> Result<Option<file::Model>, DbErr> {
+    Files::find_by_id(id)
+        .filter(file::Column::OrgId.eq(org_id))
+        .one(db)
+        .await
+}
+
+pub async fn files(
+    db: &impl ConnectionTrait,
+    org_id: Uuid,
+    purpose: Option<&str>,
+    page: &Page,
+) -> Result<Vec<file::Model>, DbErr> {
+    let mut query = Files::find().filter(file::Column::OrgId.eq(org_id));
+    if let Some(purpose) = purpose {
+        query = query.filter(file::Column::Purpose.eq(purpose));
+    }
+    paged(query, file::Column::CreatedAt, file::Column::Id, page)
+        .all(db)
+        .await
+}
+
+/// Deletes a file and, with it, its place in every vector store and its chunks.
+pub async fn delete_file(db: &impl TransactionTrait, id: Uuid) -> Result<(), DbErr> {
+    let txn = db.begin().await?;
+    Chunks::delete_many()
+        .filter(chunk::Column::FileId.eq(id))
+        .exec(&txn)
+        .await?;
+    StoreFiles::delete_many()
+        .filter(vector_store_file::Column::FileId.eq(id))
+        .exec(&txn)
+        .await?;
+    Files::delete_by_id(id).exec(&txn).await?;
+    txn.commit().await
+}
+
+// Vector stores.
+
+pub async fn insert_store(
+    db: &impl ConnectionTrait,
+    store: vector_store::Model,
+) -> Result<vector_store::Model, DbErr> {
+    vector_store::ActiveModel::from(store).insert(db).await
+}
+
+pub async fn store(
+    db: &impl ConnectionTrait,
+    org_id: Uuid,
+    id: Uuid,
+) -> Result<Option<vector_store::Model>, DbErr> {
+    Stores::find_by_id(id)
+        .filter(vector_store::Column::OrgId.eq(org_id))
+        .one(db)
+        .await
+}
+
+pub async fn store_by_name(
+    db: &impl ConnectionTrait,
+    org_id: Uuid,
+    name: &str,
+) -> Result<Option<vector_store::Model>, DbErr> {
+    Stores::find()
+        .filter(vector_store::Column::OrgId.eq(org_id))
+        .filter(vector_store::Column::Name.eq(name))
+        .order_by_asc(vector_store::Column::CreatedAt)
+        .one(db)
+        .await
+}
+
+pub async fn stores(
+    db: &impl ConnectionTrait,
+    org_id: Uuid,
+    page: &Page,
+) -> Result<Vec<vector_store::Model>, DbErr> {
+    let query = Stores::find().filter(vector_store::Column::OrgId.eq(org_id));
+    paged(
+        query,
+        vector_store::Column::CreatedAt,
+        vector_store::Column::Id,
+        page,
+    )
+    .all(db)
+    .await
+}
+
+pub async fn update_store(
+    db: &impl ConnectionTrait,
+    store: vector_store::ActiveModel,
+) -> Result<vector_store::Model, DbErr> {
+    store.update(db).await
+}
+
+/// Deletes a store with its files' places in it and their chunks (the files themselves stay).
+pub async fn delete_store(db: &impl TransactionTrait, id: Uuid) -> Result<(), DbErr> {
+    let txn = db.begin().await?;
+    Chunks::delete_many()
+        .filter(chunk::Column::VectorStoreId.eq(id))
+        .exec(&txn)
+        .await?;
+    StoreFiles::delete_many()
+        .filter(vector_store_file::Column::VectorStoreId.eq(id))
+        .exec(&txn)
+        .await?;
+    Stores::delete_by_id(id).exec(&txn).await?;
+    txn.commit().await
+}
+
+/// Records a store's dimensions, learnt from its model's first answer.
+pub async fn set_dimensions(db: &impl ConnectionTrait, id: Uuid, dims: i32) -> Result<(), DbErr> {
+    Stores::update_many()
+        .col_expr(vector_store::Column::Dimensions, Expr::value(dims))
+        .filter(vector_store::Column::Id.eq(id))
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
+/// Marks a store used now (searched, or a file added).
+pub async fn touch_store(db: &impl ConnectionTrait, id: Uuid) -> Result<(), DbErr> {
+    Stores::update_many()
+        .col_expr(vector_store::Column::LastActiveAt, Expr::value(Utc::now()))
+        .filter(vector_store::Column::Id.eq(id))
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
+/// A store's file counts by status and its bytes in use.
+#[derive(Default, Debug, Clone, Copy)]
+pub struct Counts {
+    pub in_progress: i64,
+    pub completed: i64,
+    pub failed: i64,
+    pub cancelled: i64,
+    pub usage_bytes: i64,
+}
+
+impl Counts {
+    pub fn total(&self) -> i64 {
+        self.in_progress + self.completed + self.failed + self.cancelled
+    }
+}
+
+pub async fn counts(db: &impl ConnectionTrait, store_id: Uuid) -> Result<Counts, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        status: String,
+        n: i64,
+        bytes: Option<i64>,
+    }
+    let rows = StoreFiles::find()
+        .select_only()
+        .column(vector_store_file::Column::Status)
+        .column_as(vector_store_file::Column::Id.count(), "n")
+        // PostgreSQL's SUM of a bigint is a numeric: cast back.
+        .column_as(Expr::cust("CAST(SUM(usage_bytes) AS BIGINT)"), "bytes")
+        .filter(vector_store_file::Column::VectorStoreId.eq(store_id))
+        .group_by(vector_store_file::Column::Status)
+        .into_model::<Row>()
+        .all(db)
+        .await?;
+    let mut counts = Counts::default();
+    for row in rows {
+        counts.usage_bytes += row.bytes.unwrap_or(0);
+        match row.status.as_str() {
+            "in_progress" => counts.in_progress = row.n,
+            "completed" => counts.completed = row.n,
+            "failed" => counts.failed = row.n,
+            _ => counts.cancelled += row.n,
+        }
+    }
+    Ok(counts)
+}
+
+// Files in stores.
+
+pub async fn add_store_file(
+    db: &impl ConnectionTrait,
+    entry: vector_store_file::Model,
+) -> Result<vector_store_file::Model, DbErr> {
+    vector_store_file::ActiveModel::from(entry).insert(db).await
+}
+
+pub async fn store_file(
+    db: &impl ConnectionTrait,
+    store_id: Uuid,
+    file_id: Uuid,
+) -> Result<Option<vector_store_file::Model>, DbErr> {
+    StoreFiles::find()
+        .filter(vector_store_file::Column::VectorStoreId.eq(store_id))
+        .filter(vector_store_file::Column::FileId.eq(file_id))
+        .one(db)
+        .await
+}
+
+pub async fn store_file_by_id(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<Option<vector_store_file::Model>, DbErr> {
+    StoreFiles::find_by_id(id).one(db).await
+}
+
+pub async fn store_files(
+    db: &impl ConnectionTrait,
+    store_id: Uuid,
+    status: Option<&str>,
+    page: &Page,
+) -> Result<Vec<vector_store_file::Model>, DbErr> {
+    let mut query =
+        StoreFiles::find().filter(vector_store_file::Column::VectorStoreId.eq(store_id));
+    if let Some(status) = status {
+        query = query.filter(vector_store_file::Column::Status.eq(status));
+    }
+    paged(
+        query,
+        vector_store_file::Column::CreatedAt,
+        vector_store_file::Column::Id,
+        page,
+    )
+    .all(db)
+    .await
+}
+
+/// Every file of a store (for attribute filters and diagnostics).
+pub async fn all_store_files(
+    db: &impl ConnectionTrait,
+    store_id: Uuid,
+) -> Result<Vec<vector_store_file::Model>, DbErr> {
+    StoreFiles::find()
+        .filter(vector_store_file::Column::VectorStoreId.eq(store_id))
+        .all(db)
+        .await
+}
+
+/// A file's places in vector stores.
+pub async fn entries_of_file(
+    db: &impl ConnectionTrait,
+    file_id: Uuid,
+) -> Result<Vec<vector_store_file::Model>, DbErr> {
+    StoreFiles::find()
+        .filter(vector_store_file::Column::FileId.eq(file_id))
+        .all(db)
+        .await
+}
+
+/// Ingests that were running when the server last stopped.
+pub async fn unfinished(db: &impl ConnectionTrait) -> Result<Vec<vector_store_file::Model>, DbErr> {
+    StoreFiles::find()
+        .filter(vector_store_file::Column::Status.eq("in_progress"))
+        .all(db)
+        .await
+}
+
+/// Removes a file from a store, with its chunks there.
+pub async fn remove_store_file(
+    db: &impl TransactionTrait,
+    entry: &vector_store_file::Model,
+) -> Result<(), DbErr> {
+    let txn = db.begin().await?;
+    Chunks::delete_many()
+        .filter(chunk::Column::VectorStoreId.eq(entry.vector_store_id))
+        .filter(chunk::Column::FileId.eq(entry.file_id))
+        .exec(&txn)
+        .await?;
+    StoreFiles::delete_by_id(entry.id).exec(&txn).await?;
+    txn.commit().await
+}
+
+/// Sets an ingest's status (and what came of it), unless it was cancelled or removed
+/// meanwhile. Returns whether the row was still `in_progress`.
+pub async fn finish_store_file(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    status: &str,
+    chunk_count: i32,
+    usage_bytes: i64,
+    last_error: Option<Value>,
+) -> Result<bool, DbErr> {
+    let result = StoreFiles::update_many()
+        .col_expr(vector_store_file::Column::Status, Expr::value(status))
+        .col_expr(
+            vector_store_file::Column::ChunkCount,
+            Expr::value(chunk_count),
+        )
+        .col_expr(
+            vector_store_file::Column::UsageBytes,
+            Expr::value(usage_bytes),
+        )
+        .col_expr(
+            vector_store_file::Column::LastError,
+            Expr::value(last_error),
+        )
+        .col_expr(
+            vector_store_file::Column::UpdatedAt,
+            Expr::value(Utc::now()),
+        )
+        .filter(vector_store_file::Column::Id.eq(id))
+        .filter(vector_store_file::Column::Status.eq("in_progress"))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected > 0)
+}
+
+/// Starts an ingest over (a re-ingest of a changed item, or a recovery).
+pub async fn restart_store_file(db: &impl ConnectionTrait, id: Uuid) -> Result<(), DbErr> {
+    StoreFiles::update_many()
+        .col_expr(
+            vector_store_file::Column::Status,
+            Expr::value("in_progress"),
+        )
+        .col_expr(
+            vector_store_file::Column::LastError,
+            Expr::value(None::<Value>),
+        )
+        .col_expr(
+            vector_store_file::Column::UpdatedAt,
+            Expr::value(Utc::now()),
+        )
+        .filter(vector_store_file::Column::Id.eq(id))
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
+// Chunks and vectors.
+
+/// A chunk to store, with its vector.
+pub struct NewChunk {
+    pub seq: i32,
+    pub text: String,
+    pub tokens: i32,
+    pub vector: Vec<f32>,
+}
+
+/// Dimensions whose HNSW index exists (or was just made) in this process.
+static INDEXED: LazyLock<DashSet<usize>> = LazyLock::new(DashSet::new);
+
+/// pgvector's HNSW takes vectors of up to this many dimensions; larger ones are scanned.
+const HNSW_MAX_DIMS: usize = 2000;
+
+/// On PostgreSQL, makes sure the HNSW (cosine) index for vectors of `dims` exists: a partial
+/// index per dimension, since one column holds the vectors of every store.
+pub async fn ensure_index(db: &impl ConnectionTrait, dims: usize) -> Result<(), DbErr> {
+    if db.get_database_backend() != DatabaseBackend::Postgres
+        || dims > HNSW_MAX_DIMS
+        || INDEXED.contains(&dims)
+    {
+        return Ok(());
+    }
+    db.execute_unprepared(&format!(
+        "CREATE INDEX IF NOT EXISTS idx_chunks_vec_{dims} ON chunks \
+         USING hnsw ((vec::vector({dims})) vector_cosine_ops) WHERE dims = {dims}"
+    ))
+    .await?;
+    INDEXED.insert(dims);
+    Ok(())
+}
+
+/// Whether the HNSW index for `dims` exists (always false on SQLite).
+pub async fn index_exists(db: &impl ConnectionTrait, dims: usize) -> Result<bool, DbErr> {
+    if db.get_database_backend() != DatabaseBackend::Postgres {
+        return Ok(false);
+    }
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            "SELECT 1 AS one FROM pg_indexes WHERE tablename = 'chunks' AND indexname = $1",
+            [format!("idx_chunks_vec_{dims}").into()],
+        ))
+        .await?;
+    Ok(row.is_some())
+}
+
+fn pg_vector(v: &[f32]) -> String {
+    let mut out = String::with_capacity(v.len() * 10 + 2);
+    out.push('[');
+    for (i, x) in v.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&x.to_string());
+    }
+    out.push(']');
+    out
+}
+
+fn blob(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn unblob(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+/// Removes a file's chunks in a store (an ingest starting over leaves no duplicates).
+pub async fn clear_chunks(
+    db: &impl ConnectionTrait,
+    store_id: Uuid,
+    file_id: Uuid,
+) -> Result<(), DbErr> {
+    Chunks::delete_many()
+        .filter(chunk::Column::VectorStoreId.eq(store_id))
+        .filter(chunk::Column::FileId.eq(file_id))
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
+/// Writes a batch of a file's chunks with their vectors.
+pub async fn insert_chunks(
+    db: &impl ConnectionTrait,
+    store_id: Uuid,
+    file_id: Uuid,
+    chunks: &[NewChunk],
+) -> Result<(), DbErr> {
+    if chunks.is_empty() {
+        return Ok(());
+    }
+    if db.get_database_backend() == DatabaseBackend::Postgres {
+        let mut sql = String::from(
+            "INSERT INTO chunks (id, vector_store_id, file_id, seq, text, tokens, dims, vec) VALUES ",
+        );
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunks.len() * 8);
+        for (i, c) in chunks.iter().enumerate() {
+            let n = i * 8;
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!(
+                "(${},${},${},${},${},${},${},${}::vector)",
+                n + 1,
+                n + 2,
+                n + 3,
+                n + 4,
+                n + 5,
+                n + 6,
+                n + 7,
+                n + 8
+            ));
+            values.extend([
+                Uuid::new_v4().into(),
+                store_id.into(),
+                file_id.into(),
+                c.seq.into(),
+                c.text.clone().into(),
+                c.tokens.into(),
+                (c.vector.len() as i32).into(),
+                pg_vector(&c.vector).into(),
+            ]);
+        }
+        db.execute_raw(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            sql,
+            values,
+        ))
+        .await?;
+        return Ok(());
+    }
+    Chunks::insert_many(chunks.iter().map(|c| chunk::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        vector_store_id: Set(store_id),
+        file_id: Set(file_id),
+        seq: Set(c.seq),
+        text: Set(c.text.clone()),
+        tokens: Set(c.tokens),
+        dims: Set(c.vector.len() as i32),
+        embedding: Set(Some(blob(&c.vector))),
+    }))
+    .exec(db)
+    .await
+    .map(|_| ())
+}
+
+/// A chunk found by a search, best first.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub file_id: Uuid,
+    pub seq: i32,
+    pub text: String,
+    /// Cosine similarity, 1 for the same direction.
+    pub score: f32,
+}
+
+/// The `k` chunks of `store_id` nearest to `query` (cosine), among those of `files` when
+/// given.
+pub async fn nearest(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    store_id: Uuid,
+    query: &[f32],
+    k: usize,
+    files: Option<&[Uuid]>,
+) -> Result<Vec<Hit>, DbErr> {
+    if files.is_some_and(|f| f.is_empty()) || k == 0 {
+        return Ok(Vec::new());
+    }
+    if db.get_database_backend() == DatabaseBackend::Postgres {
+        return nearest_pg(db, store_id, query, k, files).await;
+    }
+    #[derive(FromQueryResult)]
+    struct Row {
+        file_id: Uuid,
+        seq: i32,
+        text: String,
+        embedding: Option<Vec<u8>>,
+    }
+    let mut select = Chunks::find()
+        .select_only()
+        .columns([
+            chunk::Column::FileId,
+            chunk::Column::Seq,
+            chunk::Column::Text,
+            chunk::Column::Embedding,
+        ])
+        .filter(chunk::Column::VectorStoreId.eq(store_id))
+        .filter(chunk::Column::Dims.eq(query.len() as i32));
+    if let Some(files) = files {
+        select = select.filter(chunk::Column::FileId.is_in(files.iter().copied()));
+    }
+    let rows = select.into_model::<Row>().all(db).await?;
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let query_norm = norm(query);
+    let mut hits: Vec<Hit> = rows
+        .into_iter()
+        .filter_map(|row| {
+            let v = unblob(row.embedding.as_deref()?);
+            let dot: f32 = v.iter().zip(query).map(|(a, b)| a * b).sum();
+            let denom = norm(&v) * query_norm;
+            Some(Hit {
+                file_id: row.file_id,
+                seq: row.seq,
+                text: row.text,
+                score: if denom > 0.0 { dot / denom } else { 0.0 },
+            })
+        })
+        .collect();
+    hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+    hits.truncate(k);
+    Ok(hits)
+}
+
+async fn nearest_pg(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    store_id: Uuid,
+    query: &[f32],
+    k: usize,
+    files: Option<&[Uuid]>,
+) -> Result<Vec<Hit>, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        file_id: Uuid,
+        seq: i32,
+        text: String,
+        score: f64,
+    }
+    let dims = query.len();
+    let mut values: Vec<sea_orm::Value> =
+        vec![pg_vector(query).into(), store_id.into(), (k as i64).into()];
+    let file_filter = match files {
+        Some(files) => {
+            values.push(sea_orm::Value::Array(
+                sea_orm::sea_query::ArrayType::Uuid,
+                Some(Box::new(files.iter().map(|f| (*f).into()).collect())),
+            ));
+            " AND file_id = ANY($4)"
+        }
+        None => "",
+    };
+    // The ORDER BY and WHERE match the partial index's expression and predicate, so the
+    // planner can use it; iterative scans keep filling the LIMIT when the store filter drops
+    // the index's first candidates (pgvector 0.8).
+    let sql = format!(
+        "SELECT file_id, seq, text, 1 - (vec::vector({dims}) <=> $1::vector({dims})) AS score \
+         FROM chunks WHERE dims = {dims} AND vector_store_id = $2{file_filter} \
+         ORDER BY vec::vector({dims}) <=> $1::vector({dims}) LIMIT $3"
+    );
+    let txn = db.begin().await?;
+    txn.execute_unprepared("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        .await?;
+    txn.execute_unprepared("SET LOCAL hnsw.ef_search = 100")
+        .await?;
+    let rows = Row::find_by_statement(Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        sql,
+        values,
+    ))
+    .all(&txn)
+    .await?;
+    txn.commit().await?;
+    let mut hits: Vec<Hit> = rows
+        .into_iter()
+        .map(|r| Hit {
+            file_id: r.file_id,
+            seq: r.seq,
+            text: r.text,
+            score: r.score as f32,
+        })
+        .collect();
+    // relaxed_order may return near-ties slightly out of order.
+    hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+    Ok(hits)
+}
+
+/// Per store: its chunk count.
+pub async fn chunk_counts(
+    db: &impl ConnectionTrait,
+    store_id: Uuid,
+) -> Result<HashMap<Uuid, i64>, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        file_id: Uuid,
+        n: i64,
+    }
+    let rows = Chunks::find()
+        .select_only()
+        .column(chunk::Column::FileId)
+        .column_as(chunk::Column::Id.count(), "n")
+        .filter(chunk::Column::VectorStoreId.eq(store_id))
+        .group_by(chunk::Column::FileId)
+        .into_model::<Row>()
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(|r| (r.file_id, r.n)).collect())
+}
