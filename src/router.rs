@@ -17,12 +17,12 @@ use crate::api::extract::BodyLimit;
 use crate::api::gateway::{
     agents as gateway_agents, chat, embeddings, models, providers, utilities,
 };
-use crate::api::knowledge::{files, vector_stores};
+use crate::api::knowledge::{collections, files, vector_stores};
 use crate::api::mission_control::{
     agents, board, documents, notifications, setup, squads, tasks, watch_items,
 };
 use crate::api::ops;
-use crate::api::squados::{agents as org_agents, conversations, tokens};
+use crate::api::squados::{agents as org_agents, bases, conversations, tokens};
 use crate::error;
 use crate::live::{sse, tickets, ws};
 use crate::state::AppState;
@@ -117,7 +117,12 @@ pub fn build(state: AppState) -> Router {
         .routes(routes!(conversations::chat))
         .routes(routes!(conversations::index))
         .routes(routes!(conversations::show, conversations::update))
-        .routes(routes!(conversations::messages));
+        .routes(routes!(conversations::messages))
+        .routes(routes!(bases::index, bases::create))
+        .routes(routes!(bases::show, bases::update, bases::delete))
+        .routes(routes!(bases::items, bases::add_item))
+        .routes(routes!(bases::item, bases::update_item, bases::delete_item))
+        .routes(routes!(bases::query));
 
     let gateway = OpenApiRouter::new()
         .routes(routes!(models::index))
@@ -153,7 +158,11 @@ pub fn build(state: AppState) -> Router {
         .routes(routes!(vector_stores::user_collections))
         .routes(routes!(files::index))
         .routes(routes!(files::show, files::delete))
-        .routes(routes!(files::content));
+        .routes(routes!(files::content))
+        .routes(routes!(collections::index))
+        .routes(routes!(collections::search))
+        .routes(routes!(collections::diagnostics))
+        .routes(routes!(collections::recover));
     // Uploads: the file limit plus room for the form around it.
     let uploads = OpenApiRouter::new().routes(routes!(files::upload));
     let upload_limit = usize::try_from(config.max_file_bytes)

@@ -1,5 +1,6 @@
 //! Knowledge: uploaded files, vector stores (SquadOS knowledge bases are the same rows), the
-//! files in each store with their ingest state, and the chunks with their vectors. On
+//! files in each store with their ingest state (a base's items are the same rows), the
+//! chunks with their vectors, and the bases each agent consults. On
 //! PostgreSQL a chunk's vector is a pgvector column (indexed per dimension when a store of
 //! that dimension first appears); on SQLite it is a little-endian f32 blob.
 
@@ -73,6 +74,10 @@ impl MigrationTrait for Migration {
                     .col(string(VectorStoreFiles::Status))
                     .col(json(VectorStoreFiles::ChunkingStrategy))
                     .col(json(VectorStoreFiles::Attributes))
+                    // A knowledge base item's title, and whether it was given as `text` or
+                    // as a `file`.
+                    .col(string(VectorStoreFiles::Title))
+                    .col(string(VectorStoreFiles::Source))
                     .col(big_integer(VectorStoreFiles::UsageBytes))
                     .col(integer(VectorStoreFiles::ChunkCount))
                     .col(json_null(VectorStoreFiles::LastError))
@@ -135,6 +140,32 @@ impl MigrationTrait for Migration {
             &[Chunks::VectorStoreId, Chunks::FileId, Chunks::Seq],
         )
         .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(AgentKnowledge::Table)
+                    .col(uuid(AgentKnowledge::AgentId))
+                    .col(uuid(AgentKnowledge::VectorStoreId))
+                    .primary_key(
+                        Index::create()
+                            .col(AgentKnowledge::AgentId)
+                            .col(AgentKnowledge::VectorStoreId),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(AgentKnowledge::Table, AgentKnowledge::AgentId)
+                            .to(Agents::Table, Agents::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(AgentKnowledge::Table, AgentKnowledge::VectorStoreId)
+                            .to(VectorStores::Table, VectorStores::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
         if manager.get_database_backend() == DatabaseBackend::Postgres {
             // Dimensionless, so stores of any model share the table; each dimension gets its
             // own partial HNSW index over `vec::vector(d)` when first used.
@@ -148,6 +179,7 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for table in [
+            AgentKnowledge::Table.into_iden(),
             Chunks::Table.into_iden(),
             VectorStoreFiles::Table.into_iden(),
             VectorStores::Table.into_iden(),
@@ -199,6 +231,8 @@ enum VectorStoreFiles {
     Status,
     ChunkingStrategy,
     Attributes,
+    Title,
+    Source,
     UsageBytes,
     ChunkCount,
     LastError,
@@ -217,4 +251,17 @@ enum Chunks {
     Tokens,
     Dims,
     Embedding,
+}
+
+#[derive(DeriveIden, Clone, Copy)]
+enum AgentKnowledge {
+    Table,
+    AgentId,
+    VectorStoreId,
+}
+
+#[derive(DeriveIden, Clone, Copy)]
+enum Agents {
+    Table,
+    Id,
 }

@@ -39,6 +39,7 @@ async fn register(app: &TestApp, fake: &FakeUpstream) {
         ("flaky", "embed-flaky"),
         ("slow", "embed-slow"),
         ("refused", "embed-refused"),
+        ("refused-once", "embed-refused-once"),
     ] {
         let res = app
             .post(
@@ -49,6 +50,13 @@ async fn register(app: &TestApp, fake: &FakeUpstream) {
             .await;
         assert_eq!(res.status(), 200, "{name}");
     }
+    let res = app
+        .post(
+            "/v1/core/add/model",
+            json!({ "name": "gpt", "provider": "fake", "model": "gpt-fake" }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
 }
 
 async fn upload_as(
@@ -560,4 +568,263 @@ async fn an_ingest_cut_off_by_a_stop_resumes_at_the_next_start_without_duplicate
         "more than one batch: {row}"
     );
     assert!(fake.recorder.embed_calls.load(Ordering::SeqCst) > 0);
+}
+
+#[tokio::test]
+async fn squados_bases_are_vector_stores_seen_another_way() {
+    let (app, _fake) = knowledge_with(|_| {}).await;
+    let res = app
+        .post(
+            "/api/v1/bases",
+            json!({ "name": "handbook", "embedding_model": "words" }),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let base = body(res).await["data"].clone();
+    let id = base["id"].as_str().unwrap().to_owned();
+    let vs = base["vector_store_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        body(app.get(&format!("/v1/vector_stores/{vs}")).await).await["name"],
+        "handbook"
+    );
+
+    let items = format!("/api/v1/bases/{id}/items");
+    let res = app
+        .post(&items, json!({ "title": "Cats", "content": CATS }))
+        .await;
+    assert_eq!(res.status(), 201);
+    let text_item = body(res).await["data"].clone();
+    assert_eq!(text_item["type"], "text");
+    let rockets = upload(&app, "rockets.txt", ROCKETS).await;
+    let res = app
+        .post(&items, json!({ "type": "file", "file_id": rockets }))
+        .await;
+    assert_eq!(res.status(), 201);
+    let file_item = body(res).await["data"].clone();
+    assert_eq!(file_item["title"], "rockets.txt");
+    settled(&app, &vs).await;
+    // The items are the store's files.
+    let files = body(app.get(&format!("/v1/vector_stores/{vs}/files")).await).await;
+    assert_eq!(files["data"].as_array().unwrap().len(), 2);
+    let listed = body(app.get(&items).await).await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 2);
+
+    let query = format!("/api/v1/bases/{id}/query");
+    let found = body(
+        app.post(&query, json!({ "query": "why do cats purr", "limit": 1 }))
+            .await,
+    )
+    .await;
+    assert_eq!(found["data"].as_array().unwrap().len(), 1);
+    assert_eq!(found["data"][0]["title"], "Cats");
+    assert_eq!(found["data"][0]["item_id"], text_item["id"]);
+    assert_eq!(found["data"][0]["content"], CATS);
+
+    // New text is ingested again, and found by what it now says.
+    let item = format!("{items}/{}", text_item["id"].as_str().unwrap());
+    let res = app
+        .req(Method::PATCH, &item)
+        .json(&json!({ "content": GARDEN, "metadata": { "topic": "plants" } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    settled(&app, &vs).await;
+    let found = body(
+        app.post(&query, json!({ "query": "water the soil", "limit": 1 }))
+            .await,
+    )
+    .await;
+    assert_eq!(found["data"][0]["title"], "Cats");
+    assert_eq!(found["data"][0]["content"], GARDEN);
+    let shown = body(app.get(&item).await).await["data"].clone();
+    assert_eq!(
+        (
+            shown["status"].as_str(),
+            shown["metadata"]["topic"].as_str()
+        ),
+        (Some("completed"), Some("plants"))
+    );
+
+    // Refusals.
+    let file_item_path = format!("{items}/{}", file_item["id"].as_str().unwrap());
+    let res = app
+        .req(Method::PATCH, &file_item_path)
+        .json(&json!({ "content": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400, "a file item has no text to change");
+    for bad in [
+        json!({ "content": "  " }),
+        json!({ "type": "video", "content": "x" }),
+        json!({ "type": "file" }),
+    ] {
+        assert_eq!(app.post(&items, bad.clone()).await.status(), 400, "{bad}");
+    }
+    assert_eq!(
+        app.post(&query, json!({ "query": "x", "limit": 0 }))
+            .await
+            .status(),
+        400
+    );
+    assert_eq!(
+        app.post("/api/v1/bases", json!({ "name": " " }))
+            .await
+            .status(),
+        400
+    );
+    let theirs = app.org_token("rival", Role::Admin).await;
+    let res = app
+        .as_token(&theirs, Method::GET, &format!("/api/v1/bases/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+
+    // Deleting a text item takes its file; deleting the base leaves uploaded files.
+    let text_file = shown["file_id"].as_str().unwrap().to_owned();
+    let res = app.req(Method::DELETE, &item).send().await.unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(
+        app.get(&format!("/v1/files/{text_file}")).await.status(),
+        404
+    );
+    let res = app
+        .req(Method::DELETE, &format!("/api/v1/bases/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(app.get(&format!("/api/v1/bases/{id}")).await.status(), 404);
+    assert_eq!(
+        app.get(&format!("/v1/vector_stores/{vs}")).await.status(),
+        404
+    );
+    assert_eq!(app.get(&format!("/v1/files/{rockets}")).await.status(), 200);
+}
+
+#[tokio::test]
+async fn collections_are_diagnosed_and_recovered() {
+    let (app, _fake) = knowledge_with(|_| {}).await;
+    let cats = upload(&app, "cats.md", CATS).await;
+    let vs = store(
+        &app,
+        json!({ "name": "docs", "file_ids": [cats], "embedding_model": "refused-once" }),
+    )
+    .await;
+    settled(&app, &vs).await;
+
+    let listed = body(app.get("/v1/core/collections").await).await;
+    assert_eq!(listed["data"][0]["name"], "docs");
+    let diagnostics = body(app.get("/v1/core/collections/docs/diagnostics").await).await;
+    assert_eq!(diagnostics["healthy"], false, "{diagnostics}");
+    assert_eq!(diagnostics["failed"].as_array().unwrap().len(), 1);
+    assert_eq!(diagnostics["failed"][0]["file_id"], cats.as_str());
+    assert_eq!(diagnostics["chunks"], 0);
+
+    let res = app
+        .post("/v1/core/collections/docs/recover", json!({}))
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(body(res).await["restarted"], 1);
+    settled(&app, &vs).await;
+    let diagnostics = body(app.get("/v1/core/collections/docs/diagnostics").await).await;
+    assert_eq!(diagnostics["healthy"], true, "{diagnostics}");
+    assert_eq!(diagnostics["chunks"], 1);
+    assert_eq!(diagnostics["dimensions"], 64);
+    assert_eq!(diagnostics["index"]["present"], true, "{diagnostics}");
+
+    let found = body(
+        app.post(
+            "/v1/core/collections/docs/search",
+            json!({ "query": "cats purr" }),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(found["data"][0]["filename"], "cats.md");
+    assert_eq!(
+        app.get("/v1/core/collections/nope/diagnostics")
+            .await
+            .status(),
+        404
+    );
+}
+
+#[tokio::test]
+async fn agents_answer_with_excerpts_from_their_knowledge() {
+    let (app, fake) = knowledge_with(|_| {}).await;
+    let cats = upload(&app, "cats.md", CATS).await;
+    let rockets = upload(&app, "rockets.txt", ROCKETS).await;
+    let vs = store(
+        &app,
+        json!({ "name": "zoo", "file_ids": [cats, rockets], "embedding_model": "words" }),
+    )
+    .await;
+    settled(&app, &vs).await;
+    let res = app
+        .post(
+            "/v1/core/add/agent",
+            json!({ "name": "Librarian", "model": "gpt", "knowledge_bases": ["zoo"] }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let agent = body(res).await;
+    assert_eq!(agent["knowledge_bases"], json!([vs]));
+    let res = app
+        .post(
+            "/v1/core/add/agent",
+            json!({ "name": "Lost", "model": "gpt", "knowledge_bases": ["nope"] }),
+        )
+        .await;
+    assert_eq!(res.status(), 404);
+
+    let question = json!({ "model": "Librarian", "messages": [{ "role": "user", "content": "why do cats purr" }] });
+    let completion = body(app.post("/v1/chat/completions", question.clone()).await).await;
+    assert_eq!(
+        completion["sources"][0]["filename"], "cats.md",
+        "{completion}"
+    );
+    assert_eq!(completion["sources"][0]["vector_store_id"], vs.as_str());
+    // The model was given the excerpt, just before the question.
+    let sent = fake.recorder.last().1;
+    let messages = sent["messages"].as_array().unwrap();
+    let excerpt = &messages[messages.len() - 2];
+    assert_eq!(excerpt["role"], "system");
+    assert!(
+        excerpt["content"].as_str().unwrap().contains(CATS),
+        "{sent}"
+    );
+    assert_eq!(messages.last().unwrap()["content"], "why do cats purr");
+
+    // Streaming: a first chunk names the sources.
+    let mut streamed = question.clone();
+    streamed["stream"] = json!(true);
+    let text = app
+        .post("/v1/chat/completions", streamed)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let first = text.lines().find(|l| l.starts_with("data: ")).unwrap();
+    let first: Value = serde_json::from_str(&first["data: ".len()..]).unwrap();
+    assert_eq!(first["sources"][0]["filename"], "cats.md", "{text}");
+    assert_eq!(first["choices"], json!([]));
+    assert!(text.trim_end().ends_with("data: [DONE]"));
+
+    // SquadOS chat says which files were used too.
+    let id = agent["id"].as_str().unwrap();
+    let res = app
+        .post(
+            &format!("/api/v1/chat/{id}"),
+            json!({ "message": "tell me about rocket fuel" }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let reply = body(res).await;
+    assert_eq!(
+        reply["data"]["sources"][0]["filename"], "rockets.txt",
+        "{reply}"
+    );
 }

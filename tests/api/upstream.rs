@@ -3,8 +3,8 @@
 //! (a stream cut off mid-way) and `slow` (a long stream, to test cancellation). Embedding
 //! models: `embed-fake` (8 numbers from the input's length), `embed-words` (64-dimensional
 //! bags of words, so texts that share words are near), `embed-flaky` (`embed-words` that
-//! answers every other call with a 429), `embed-slow` (`embed-words` after 150 ms) and
-//! `embed-refused` (always a 400).
+//! answers every other call with a 429), `embed-slow` (`embed-words` after 150 ms),
+//! `embed-refused` (always a 400) and `embed-refused-once` (a 400 the first time only).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,6 +26,8 @@ pub struct Recorder {
     pub dropped_streams: AtomicUsize,
     /// Calls to `/v1/embeddings`.
     pub embed_calls: AtomicUsize,
+    /// Calls to `embed-refused-once`.
+    pub refused_once: AtomicUsize,
 }
 
 impl Recorder {
@@ -207,6 +209,9 @@ async fn embeddings(
         }
         "embed-slow" => tokio::time::sleep(Duration::from_millis(150)).await,
         "embed-refused" => return error(StatusCode::BAD_REQUEST, "this input is refused"),
+        "embed-refused-once" if recorder.refused_once.fetch_add(1, Ordering::SeqCst) == 0 => {
+            return error(StatusCode::BAD_REQUEST, "this input is refused, this time");
+        }
         _ => {}
     }
     let data: Vec<Value> = inputs

@@ -105,6 +105,8 @@ pub enum KnowledgeMsg {
     Ingest(Uuid),
     /// Stop its job, if one runs; the caller has already marked it cancelled.
     Cancel(Uuid),
+    /// The vector store files whose jobs are running (to tell stuck rows from busy ones).
+    Running(ractor::RpcReplyPort<Vec<Uuid>>),
 }
 
 pub struct Knowledge;
@@ -175,6 +177,9 @@ impl Actor for Knowledge {
                 }
             }
             KnowledgeMsg::Ingest(id) => state.start(&myself, id).await,
+            KnowledgeMsg::Running(reply) => {
+                let _ = reply.send(state.running.keys().copied().collect());
+            }
             KnowledgeMsg::Cancel(id) => {
                 state.again.remove(&id);
                 if let Some((_, token)) = state.running.get(&id) {

@@ -94,6 +94,15 @@ pub async fn files(
         .await
 }
 
+pub async fn set_file_bytes(db: &impl ConnectionTrait, id: Uuid, bytes: i64) -> Result<(), DbErr> {
+    Files::update_many()
+        .col_expr(file::Column::Bytes, Expr::value(bytes))
+        .filter(file::Column::Id.eq(id))
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
 /// Deletes a file and, with it, its place in every vector store and its chunks.
 pub async fn delete_file(db: &impl TransactionTrait, id: Uuid) -> Result<(), DbErr> {
     let txn = db.begin().await?;
@@ -376,6 +385,29 @@ pub async fn finish_store_file(
     Ok(result.rows_affected > 0)
 }
 
+/// Sets a store file's title and attributes (a base item's edit).
+pub async fn relabel_store_file(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    title: &str,
+    attributes: Value,
+) -> Result<(), DbErr> {
+    StoreFiles::update_many()
+        .col_expr(vector_store_file::Column::Title, Expr::value(title))
+        .col_expr(
+            vector_store_file::Column::Attributes,
+            Expr::value(attributes),
+        )
+        .col_expr(
+            vector_store_file::Column::UpdatedAt,
+            Expr::value(Utc::now()),
+        )
+        .filter(vector_store_file::Column::Id.eq(id))
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
 /// Starts an ingest over (a re-ingest of a changed item, or a recovery).
 pub async fn restart_store_file(db: &impl ConnectionTrait, id: Uuid) -> Result<(), DbErr> {
     StoreFiles::update_many()
@@ -429,6 +461,19 @@ pub async fn ensure_index(db: &impl ConnectionTrait, dims: usize) -> Result<(), 
     .await?;
     INDEXED.insert(dims);
     Ok(())
+}
+
+/// Builds the HNSW index for `dims` again (or for the first time): recovery after a crash or
+/// a bulk change. Does nothing on SQLite, whose search scans.
+pub async fn rebuild_index(db: &impl ConnectionTrait, dims: usize) -> Result<bool, DbErr> {
+    if db.get_database_backend() != DatabaseBackend::Postgres || dims > HNSW_MAX_DIMS {
+        return Ok(false);
+    }
+    INDEXED.remove(&dims);
+    ensure_index(db, dims).await?;
+    db.execute_unprepared(&format!("REINDEX INDEX idx_chunks_vec_{dims}"))
+        .await?;
+    Ok(true)
 }
 
 /// Whether the HNSW index for `dims` exists (always false on SQLite).
@@ -698,4 +743,51 @@ pub async fn chunk_counts(
         .all(db)
         .await?;
     Ok(rows.into_iter().map(|r| (r.file_id, r.n)).collect())
+}
+
+// The bases agents consult.
+
+pub async fn set_agent_knowledge(
+    db: &impl ConnectionTrait,
+    agent_id: Uuid,
+    stores: &[Uuid],
+) -> Result<(), DbErr> {
+    use super::entity::agent_knowledge::{self, Entity as AgentKnowledge};
+    AgentKnowledge::delete_many()
+        .filter(agent_knowledge::Column::AgentId.eq(agent_id))
+        .exec(db)
+        .await?;
+    if stores.is_empty() {
+        return Ok(());
+    }
+    AgentKnowledge::insert_many(stores.iter().map(|s| agent_knowledge::ActiveModel {
+        agent_id: Set(agent_id),
+        vector_store_id: Set(*s),
+    }))
+    .exec(db)
+    .await
+    .map(|_| ())
+}
+
+/// The stores an agent consults.
+pub async fn agent_knowledge(
+    db: &impl ConnectionTrait,
+    agent_id: Uuid,
+) -> Result<Vec<vector_store::Model>, DbErr> {
+    use super::entity::agent_knowledge::{self, Entity as AgentKnowledge};
+    let ids: Vec<Uuid> = AgentKnowledge::find()
+        .filter(agent_knowledge::Column::AgentId.eq(agent_id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|k| k.vector_store_id)
+        .collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Stores::find()
+        .filter(vector_store::Column::Id.is_in(ids))
+        .order_by_asc(vector_store::Column::CreatedAt)
+        .all(db)
+        .await
 }

@@ -8,13 +8,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use squadron_actors::domain::{AgentSpec, LlmSettings};
 use squadron_actors::squad::SquadMsg;
-use squadron_actors::store::{self, entity::agent, gateway};
+use squadron_actors::store::{self, entity::agent, gateway, knowledge as kb};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::chat::model_of;
 use super::providers::{list, ByName, List};
 use crate::api::extract::Json;
+use crate::api::knowledge::{store_by_ref, store_id};
 use crate::auth::OrgAuth;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -39,6 +40,9 @@ pub struct AddAgent {
     system_prompt: Option<String>,
     #[serde(default)]
     description: Option<String>,
+    /// Knowledge bases (vector store ids or names) searched for each chat turn.
+    #[serde(default, alias = "knowledge")]
+    knowledge_bases: Vec<String>,
     /// Defaults for temperature, top_p, max_tokens, presence_penalty, frequency_penalty, stop.
     #[serde(flatten)]
     #[schema(value_type = Object)]
@@ -54,12 +58,15 @@ pub struct AgentView {
     #[schema(value_type = Object)]
     params: Value,
     squad_id: Uuid,
+    /// The vector stores it consults.
+    knowledge_bases: Vec<String>,
     created_at: DateTime<Utc>,
 }
 
 impl AgentView {
     pub fn new(a: agent::Model, model: Option<String>) -> AgentView {
         AgentView {
+            knowledge_bases: Vec::new(),
             id: a.id,
             name: a.name,
             model,
@@ -91,15 +98,16 @@ pub async fn index(
 ) -> Result<axum::Json<List<AgentView>>, ApiError> {
     let names = model_names(&state, caller.org_id).await?;
     let agents = gateway::agents(state.db(), caller.org_id).await?;
-    Ok(list(
-        agents
-            .into_iter()
-            .map(|a| {
-                let model = a.model_id.and_then(|id| names.get(&id).cloned());
-                AgentView::new(a, model)
-            })
-            .collect(),
-    ))
+    let mut views = Vec::with_capacity(agents.len());
+    for a in agents {
+        let model = a.model_id.and_then(|id| names.get(&id).cloned());
+        let bases = knowledge_of(&state, a.id).await?;
+        views.push(AgentView {
+            knowledge_bases: bases,
+            ..AgentView::new(a, model)
+        });
+    }
+    Ok(list(views))
 }
 
 /// Add an agent that answers with one of the account's chat models.
@@ -125,6 +133,13 @@ pub async fn add(
         .map(|p| squadron_actors::domain::text("system_prompt", p.trim(), 20_000))
         .transpose()?;
     let model = model_of(&state, caller.org_id, body.model.trim(), "chat").await?;
+    let mut bases = Vec::new();
+    for reference in &body.knowledge_bases {
+        let store = store_by_ref(&state, caller.org_id, reference.trim()).await?;
+        if !bases.contains(&store.id) {
+            bases.push(store.id);
+        }
+    }
     let mut spec = AgentSpec::parse(
         &body.name,
         Some("Gateway agent"),
@@ -160,7 +175,20 @@ pub async fn add(
         .core
         .call_squad(squad.id, |reply| SquadMsg::AddAgent(spec.clone(), reply))
         .await??;
-    Ok(axum::Json(AgentView::new(agent, Some(model.name.clone()))))
+    kb::set_agent_knowledge(state.db(), agent.id, &bases).await?;
+    let knowledge_bases = knowledge_of(&state, agent.id).await?;
+    Ok(axum::Json(AgentView {
+        knowledge_bases,
+        ..AgentView::new(agent, Some(model.name.clone()))
+    }))
+}
+
+async fn knowledge_of(state: &AppState, agent_id: Uuid) -> Result<Vec<String>, ApiError> {
+    Ok(kb::agent_knowledge(state.db(), agent_id)
+        .await?
+        .into_iter()
+        .map(|s| store_id(s.id))
+        .collect())
 }
 
 /// Delete a gateway agent.

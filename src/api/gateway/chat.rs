@@ -116,6 +116,19 @@ pub(crate) fn apply_agent(body: &mut Value, agent: &agent::Model) {
     }
 }
 
+/// An agent's turn: its prompt and defaults, excerpts from its knowledge bases, and the
+/// mirror of its completion. Returns the mirror and the files the excerpts came from.
+pub(crate) async fn agent_turn(
+    state: &AppState,
+    agent: &agent::Model,
+    body: &mut Value,
+    stream: bool,
+) -> Result<(Mirror, Vec<Value>), ApiError> {
+    apply_agent(body, agent);
+    let sources = crate::api::knowledge::consult::consult(state, agent, body).await?;
+    Ok((Mirror::start(state, agent, stream), sources))
+}
+
 /// Mirrors an agent's completion to its squad's live subscribers: started, deltas coalesced
 /// every [`Mirror::EVERY`], and finished (a stored event) with usage, or cancelled.
 pub(crate) struct Mirror {
@@ -233,10 +246,10 @@ pub(crate) async fn complete_once(
 ) -> Result<Value, ApiError> {
     let (model, agent) = target(state, org_id, name).await?;
     let mut body = json!({ "model": model.upstream_model, "messages": messages });
-    let mut mirror = agent.map(|agent| {
-        apply_agent(&mut body, &agent);
-        Mirror::start(state, &agent, false)
-    });
+    let mut mirror = match &agent {
+        Some(agent) => Some(agent_turn(state, agent, &mut body, false).await?.0),
+        None => None,
+    };
     let upstream = Upstream::load(state, org_id, model.provider_id).await?;
     let request = upstream
         .request(state, reqwest::Method::POST, "chat/completions")
@@ -270,13 +283,16 @@ pub async fn completions(
         return Err(ApiError::Validation("messages must be an array".into()));
     }
     let (model, agent) = target(&state, caller.org_id, &name).await?;
-    let mut mirror = agent.map(|agent| {
-        apply_agent(&mut body, &agent);
-        Mirror::start(&state, &agent, body["stream"].as_bool() == Some(true))
-    });
+    let stream = body["stream"].as_bool() == Some(true);
+    let (mut mirror, sources) = match &agent {
+        Some(agent) => {
+            let (mirror, sources) = agent_turn(&state, agent, &mut body, stream).await?;
+            (Some(mirror), sources)
+        }
+        None => (None, Vec::new()),
+    };
     let upstream = Upstream::load(&state, caller.org_id, model.provider_id).await?;
     body["model"] = Value::String(model.upstream_model.clone());
-    let stream = body["stream"].as_bool() == Some(true);
     let wants_usage = body["stream_options"]["include_usage"].as_bool() == Some(true);
     if stream {
         body["stream_options"] = json!({ "include_usage": true });
@@ -310,15 +326,22 @@ pub async fn completions(
         if let Some(mirror) = &mut mirror {
             mirror.completed(&completion);
         }
+        let mut completion = completion;
+        if !sources.is_empty() {
+            completion["sources"] = Value::Array(sources);
+        }
         return Ok(axum::Json(completion).into_response());
     }
     Ok(relay(
         name,
         upstream.name.clone(),
         response,
-        wants_usage,
-        started,
-        mirror,
+        Relay {
+            wants_usage,
+            started,
+            mirror,
+            sources,
+        },
     ))
 }
 
@@ -348,22 +371,46 @@ struct DeltaPeek<'a> {
 /// fewer, larger writes while an idle one still sends each chunk as it comes.
 const RELAY_BATCH: usize = 64;
 
+/// How a stream is relayed.
+struct Relay {
+    /// Whether the client asked for the usage chunk.
+    wants_usage: bool,
+    /// When the upstream was asked.
+    started: Instant,
+    /// An agent's completion, mirrored to its squad.
+    mirror: Option<Mirror>,
+    /// The files an agent's knowledge excerpts came from: a first chunk names them.
+    sources: Vec<Value>,
+}
+
 /// Relays the upstream's SSE chunks as they come (mirroring an agent's to its squad). A
 /// broken upstream stream ends ours with an OpenAI error object.
-fn relay(
-    model: String,
-    provider: String,
-    response: reqwest::Response,
-    wants_usage: bool,
-    started: Instant,
-    mut mirror: Option<Mirror>,
-) -> Response {
+fn relay(model: String, provider: String, response: reqwest::Response, relay: Relay) -> Response {
+    let Relay {
+        wants_usage,
+        started,
+        mut mirror,
+        sources,
+    } = relay;
     let mut batches = response
         .bytes_stream()
         .eventsource()
         .ready_chunks(RELAY_BATCH);
     let chunks = async_stream::stream! {
         let _in_flight = InFlight::new();
+        if !sources.is_empty() {
+            // Like the usage chunk, a chunk without choices: clients that know it read it,
+            // the others skip it.
+            let chunk = json!({
+                "id": format!("chatcmpl-sources-{}", Uuid::new_v4().simple()),
+                "object": "chat.completion.chunk",
+                "created": chrono::Utc::now().timestamp(),
+                "model": model,
+                "choices": [],
+                "sources": sources,
+            });
+            yield Ok::<Bytes, std::io::Error>(Bytes::from(format!("data: {chunk}\n\n")));
+        }
         let mut first = true;
         let mut ended = false;
         while let Some(batch) = batches.next().await {

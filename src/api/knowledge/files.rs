@@ -51,6 +51,70 @@ pub async fn owned_file(state: &AppState, org_id: Uuid, id: &str) -> Result<file
         .ok_or_else(|| ApiError::not_found("file"))
 }
 
+/// Where a file's bytes live in the object store.
+fn object_key(org_id: Uuid, id: Uuid) -> String {
+    format!("files/{}/{}", org_id, id.simple())
+}
+
+/// Stores a small file given whole (a knowledge base item's text): its bytes, then its row.
+pub async fn put_file(
+    state: &AppState,
+    org_id: Uuid,
+    filename: &str,
+    bytes: Vec<u8>,
+) -> Result<file::Model, ApiError> {
+    let id = Uuid::new_v4();
+    let key = object_key(org_id, id);
+    let size = bytes.len() as i64;
+    state
+        .objects
+        .put(&ObjectPath::from(key.as_str()), bytes.into())
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let row = file::Model {
+        id,
+        org_id,
+        filename: filename.to_owned(),
+        purpose: "assistants".into(),
+        bytes: size,
+        object_key: key,
+        created_at: Utc::now(),
+    };
+    Ok(kb::insert_file(state.db(), row).await?)
+}
+
+/// Replaces a small file's bytes (a knowledge base item's new text).
+pub async fn replace_file(
+    state: &AppState,
+    f: &file::Model,
+    bytes: Vec<u8>,
+) -> Result<(), ApiError> {
+    let size = bytes.len() as i64;
+    state
+        .objects
+        .put(&ObjectPath::from(f.object_key.as_str()), bytes.into())
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    kb::set_file_bytes(state.db(), f.id, size).await?;
+    Ok(())
+}
+
+/// Deletes a file's row (and its places in stores, their jobs stopped), then its bytes.
+pub async fn remove_file(state: &AppState, f: &file::Model) -> Result<(), ApiError> {
+    for entry in kb::entries_of_file(state.db(), f.id).await? {
+        let _ = state.knowledge.cast(KnowledgeMsg::Cancel(entry.id));
+    }
+    kb::delete_file(state.db(), f.id).await?;
+    if let Err(err) = state
+        .objects
+        .delete(&ObjectPath::from(f.object_key.as_str()))
+        .await
+    {
+        tracing::warn!(file = %f.id, error = %err, "a deleted file's bytes stayed in the object store");
+    }
+    Ok(())
+}
+
 fn bad_form(err: axum::extract::multipart::MultipartError) -> ApiError {
     if err.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
         return ApiError::TooLarge("the upload is larger than this server's file limit".into());
@@ -67,7 +131,7 @@ pub async fn upload(
     mut form: Multipart,
 ) -> Result<axum::Json<Value>, ApiError> {
     let id = Uuid::new_v4();
-    let key = format!("files/{}/{}", caller.org_id, id.simple());
+    let key = object_key(caller.org_id, id);
     let path = ObjectPath::from(key.as_str());
     let mut purpose = None;
     let mut stored: Option<(String, i64)> = None;
@@ -209,17 +273,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<axum::Json<Value>, ApiError> {
     let f = owned_file(&state, caller.org_id, &id).await?;
-    for entry in kb::entries_of_file(state.db(), f.id).await? {
-        let _ = state.knowledge.cast(KnowledgeMsg::Cancel(entry.id));
-    }
-    kb::delete_file(state.db(), f.id).await?;
-    if let Err(err) = state
-        .objects
-        .delete(&ObjectPath::from(f.object_key.as_str()))
-        .await
-    {
-        tracing::warn!(file = %f.id, error = %err, "a deleted file's bytes stayed in the object store");
-    }
+    remove_file(&state, &f).await?;
     Ok(axum::Json(
         json!({ "id": file_id(f.id), "object": "file", "deleted": true }),
     ))

@@ -2,6 +2,8 @@
 //! (`cancel`, `file-details`, `user-collections`). Ids are OpenAI-style: `file-…` and `vs_…`
 //! around our UUIDs.
 
+pub mod collections;
+pub mod consult;
 pub mod files;
 pub mod filters;
 pub mod vector_stores;
@@ -25,6 +27,22 @@ pub fn store_id(id: Uuid) -> String {
 /// Our UUID in an OpenAI-style id (the bare UUID works too); anything else is a 404 of `what`.
 pub fn parse_id(id: &str, prefix: &str, what: &str) -> Result<Uuid, ApiError> {
     Uuid::try_parse(id.strip_prefix(prefix).unwrap_or(id)).map_err(|_| ApiError::not_found(what))
+}
+
+/// The account's vector store called `reference` (the oldest of that name), or with that id.
+pub async fn store_by_ref(
+    state: &crate::state::AppState,
+    org_id: Uuid,
+    reference: &str,
+) -> Result<squadron_actors::store::entity::vector_store::Model, ApiError> {
+    use squadron_actors::store::knowledge as kb;
+    if let Some(store) = kb::store_by_name(state.db(), org_id, reference).await? {
+        return Ok(store);
+    }
+    let id = parse_id(reference, "vs_", "vector store")?;
+    kb::store(state.db(), org_id, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no vector store {reference:?} in this account")))
 }
 
 /// OpenAI's list parameters.

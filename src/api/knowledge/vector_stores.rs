@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use squadron_actors::knowledge::chunk::Chunking;
 use squadron_actors::knowledge::KnowledgeMsg;
-use squadron_actors::store::entity::{model, vector_store, vector_store_file};
+use squadron_actors::store::entity::{file, model, vector_store, vector_store_file};
 use squadron_actors::store::{gateway, knowledge as kb};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -137,14 +137,42 @@ async fn embedding_model(
     }
 }
 
+/// A file about to join a store.
+pub struct NewEntry {
+    pub file: file::Model,
+    pub strategy: Chunking,
+    pub attributes: Value,
+    /// A base item's title; the file's name if none.
+    pub title: Option<String>,
+    /// `file`, or `text` for a base item given as text.
+    pub source: &'static str,
+}
+
+impl NewEntry {
+    pub fn file(file: file::Model) -> NewEntry {
+        NewEntry {
+            file,
+            strategy: Chunking::default(),
+            attributes: json!({}),
+            title: None,
+            source: "file",
+        }
+    }
+}
+
 /// Puts a file in a store and starts its ingest; 409 when it is there already.
 pub async fn add_file(
     state: &AppState,
     store: &vector_store::Model,
-    file: Uuid,
-    strategy: Chunking,
-    attributes: Value,
+    new: NewEntry,
 ) -> Result<vector_store_file::Model, ApiError> {
+    let NewEntry {
+        file,
+        strategy,
+        attributes,
+        title,
+        source,
+    } = new;
     if !attributes.is_object() {
         return Err(ApiError::Validation("attributes must be an object".into()));
     }
@@ -157,11 +185,13 @@ pub async fn add_file(
     let entry = vector_store_file::Model {
         id: Uuid::new_v4(),
         vector_store_id: store.id,
-        file_id: file,
+        file_id: file.id,
         org_id: store.org_id,
         status: "in_progress".into(),
         chunking_strategy: strategy.to_json(),
         attributes,
+        title: title.unwrap_or_else(|| file.filename.clone()),
+        source: source.into(),
         usage_bytes: 0,
         chunk_count: 0,
         last_error: None,
@@ -173,7 +203,7 @@ pub async fn add_file(
         Err(err) if squadron_actors::store::is_unique_violation(&err) => {
             return Err(ApiError::Conflict(format!(
                 "the file {} is already in the vector store {}",
-                file_id(file),
+                file_id(file.id),
                 store_id(store.id)
             )))
         }
@@ -248,11 +278,11 @@ pub async fn create_store(
         .transpose()?
         .map(|d| now + d);
     let model = embedding_model(state, org_id, body.embedding_model.as_deref()).await?;
-    let mut files = Vec::new();
+    let mut files: Vec<file::Model> = Vec::new();
     for id in &body.file_ids {
         let f = super::files::owned_file(state, org_id, id).await?;
-        if !files.contains(&f.id) {
-            files.push(f.id);
+        if !files.iter().any(|known| known.id == f.id) {
+            files.push(f);
         }
     }
     if let Some(dims) = model.dimensions {
@@ -276,7 +306,11 @@ pub async fn create_store(
     )
     .await?;
     for file in files {
-        add_file(state, &store, file, strategy, json!({})).await?;
+        let new = NewEntry {
+            strategy,
+            ..NewEntry::file(file)
+        };
+        add_file(state, &store, new).await?;
     }
     Ok(store)
 }
@@ -451,7 +485,12 @@ pub async fn add(
         .attributes
         .filter(|a| !a.is_null())
         .unwrap_or_else(|| json!({}));
-    let entry = add_file(&state, &store, file.id, strategy, attributes).await?;
+    let new = NewEntry {
+        strategy,
+        attributes,
+        ..NewEntry::file(file)
+    };
+    let entry = add_file(&state, &store, new).await?;
     Ok(axum::Json(file_view(entry)))
 }
 

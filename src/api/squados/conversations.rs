@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::api::envelope::{data, list, page, Data};
 use crate::api::extract::{Json, Path, Query};
-use crate::api::gateway::chat::{apply_agent, record_usage, Mirror};
+use crate::api::gateway::chat::{agent_turn, record_usage};
 use crate::api::gateway::upstream::Upstream;
 use crate::auth::OrgAuth;
 use crate::error::ApiError;
@@ -92,6 +92,9 @@ pub struct ChatInput {
 pub struct ChatReply {
     conversation_id: Uuid,
     message: MessageView,
+    /// The files the agent's knowledge excerpts came from, best first.
+    #[schema(value_type = Vec<Object>)]
+    sources: Vec<Value>,
 }
 
 /// Send a message to an agent; the conversation (new or continued) keeps both messages.
@@ -149,9 +152,8 @@ pub async fn chat(
         .collect();
     messages.push(json!({ "role": "user", "content": text }));
     let mut body = json!({ "model": model.upstream_model, "messages": messages });
-    apply_agent(&mut body, &agent);
+    let (mut mirror, sources) = agent_turn(&state, &agent, &mut body, input.stream).await?;
     let upstream = Upstream::load(&state, caller.org_id, model.provider_id).await?;
-    let mut mirror = Mirror::start(&state, &agent, input.stream);
 
     if !input.stream {
         let request = upstream
@@ -176,6 +178,7 @@ pub async fn chat(
         return Ok(data(ChatReply {
             conversation_id: conversation.id,
             message: reply.into(),
+            sources,
         })
         .into_response());
     }
@@ -189,7 +192,7 @@ pub async fn chat(
     let mut events = response.bytes_stream().eventsource();
     let db = state.db().clone();
     let stream = async_stream::stream! {
-        yield Ok::<Event, Infallible>(Event::default().event("conversation").data(json!({ "conversation_id": conversation.id }).to_string()));
+        yield Ok::<Event, Infallible>(Event::default().event("conversation").data(json!({ "conversation_id": conversation.id, "sources": sources }).to_string()));
         let mut content = String::new();
         while let Some(event) = events.next().await {
             let event = match event {

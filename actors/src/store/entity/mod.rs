@@ -1,6 +1,7 @@
 //! sea-orm entities, one per table.
 
 pub mod agent;
+pub mod agent_knowledge;
 pub mod api_token;
 pub mod chunk;
 pub mod comment;

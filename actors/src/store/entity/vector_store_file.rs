@@ -13,6 +13,10 @@ pub struct Model {
     pub status: String,
     pub chunking_strategy: Json,
     pub attributes: Json,
+    /// A knowledge base item's title (the file's name unless one was given).
+    pub title: String,
+    /// `text` (a base item given as text) or `file`.
+    pub source: String,
     pub usage_bytes: i64,
     pub chunk_count: i32,
     /// `{code, message}` when it failed.
