@@ -15,6 +15,7 @@ use sea_orm::{
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::embedded;
 use super::entity::chunk::{self, Entity as Chunks};
 use super::entity::file::{self, Entity as Files};
 use super::entity::vector_store::{self, Entity as Stores};
@@ -115,7 +116,9 @@ pub async fn delete_file(db: &impl TransactionTrait, id: Uuid) -> Result<(), DbE
         .exec(&txn)
         .await?;
     Files::delete_by_id(id).exec(&txn).await?;
-    txn.commit().await
+    txn.commit().await?;
+    embedded::forget_all();
+    Ok(())
 }
 
 // Vector stores.
@@ -186,7 +189,9 @@ pub async fn delete_store(db: &impl TransactionTrait, id: Uuid) -> Result<(), Db
         .exec(&txn)
         .await?;
     Stores::delete_by_id(id).exec(&txn).await?;
-    txn.commit().await
+    txn.commit().await?;
+    embedded::forget(id);
+    Ok(())
 }
 
 /// Records a store's dimensions, learnt from its model's first answer.
@@ -347,7 +352,9 @@ pub async fn remove_store_file(
         .exec(&txn)
         .await?;
     StoreFiles::delete_by_id(entry.id).exec(&txn).await?;
-    txn.commit().await
+    txn.commit().await?;
+    embedded::forget(entry.vector_store_id);
+    Ok(())
 }
 
 /// Sets an ingest's status (and what came of it), unless it was cancelled or removed
@@ -508,13 +515,6 @@ fn blob(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-fn unblob(bytes: &[u8]) -> Vec<f32> {
-    bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
-}
-
 /// Removes a file's chunks in a store (an ingest starting over leaves no duplicates).
 pub async fn clear_chunks(
     db: &impl ConnectionTrait,
@@ -525,8 +525,9 @@ pub async fn clear_chunks(
         .filter(chunk::Column::VectorStoreId.eq(store_id))
         .filter(chunk::Column::FileId.eq(file_id))
         .exec(db)
-        .await
-        .map(|_| ())
+        .await?;
+    embedded::forget(store_id);
+    Ok(())
 }
 
 /// Writes a batch of a file's chunks with their vectors.
@@ -590,8 +591,9 @@ pub async fn insert_chunks(
         embedding: Set(Some(blob(&c.vector))),
     }))
     .exec(db)
-    .await
-    .map(|_| ())
+    .await?;
+    embedded::forget(store_id);
+    Ok(())
 }
 
 /// A chunk found by a search, best first.
@@ -619,46 +621,7 @@ pub async fn nearest(
     if db.get_database_backend() == DatabaseBackend::Postgres {
         return nearest_pg(db, store_id, query, k, files).await;
     }
-    #[derive(FromQueryResult)]
-    struct Row {
-        file_id: Uuid,
-        seq: i32,
-        text: String,
-        embedding: Option<Vec<u8>>,
-    }
-    let mut select = Chunks::find()
-        .select_only()
-        .columns([
-            chunk::Column::FileId,
-            chunk::Column::Seq,
-            chunk::Column::Text,
-            chunk::Column::Embedding,
-        ])
-        .filter(chunk::Column::VectorStoreId.eq(store_id))
-        .filter(chunk::Column::Dims.eq(query.len() as i32));
-    if let Some(files) = files {
-        select = select.filter(chunk::Column::FileId.is_in(files.iter().copied()));
-    }
-    let rows = select.into_model::<Row>().all(db).await?;
-    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let query_norm = norm(query);
-    let mut hits: Vec<Hit> = rows
-        .into_iter()
-        .filter_map(|row| {
-            let v = unblob(row.embedding.as_deref()?);
-            let dot: f32 = v.iter().zip(query).map(|(a, b)| a * b).sum();
-            let denom = norm(&v) * query_norm;
-            Some(Hit {
-                file_id: row.file_id,
-                seq: row.seq,
-                text: row.text,
-                score: if denom > 0.0 { dot / denom } else { 0.0 },
-            })
-        })
-        .collect();
-    hits.sort_by(|a, b| b.score.total_cmp(&a.score));
-    hits.truncate(k);
-    Ok(hits)
+    super::embedded::nearest(db, store_id, query, k, files).await
 }
 
 async fn nearest_pg(

@@ -3,6 +3,7 @@
 
 pub mod content;
 pub mod conversations;
+pub mod embedded;
 pub mod entity;
 pub mod events;
 pub mod gateway;
