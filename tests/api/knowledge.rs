@@ -828,3 +828,49 @@ async fn agents_answer_with_excerpts_from_their_knowledge() {
         "{reply}"
     );
 }
+
+#[tokio::test]
+async fn ingest_progress_is_published_live_to_the_accounts_default_squad() {
+    let (app, _fake) = knowledge_with(|_| {}).await;
+    // A gateway agent makes the account's default squad, where dashboards watch knowledge.
+    let res = app
+        .post(
+            "/v1/core/add/agent",
+            json!({ "name": "Scribe", "model": "gpt" }),
+        )
+        .await;
+    let squad = body(res).await["squad_id"].as_str().unwrap().to_owned();
+    let mut ws = app.ws(&app.admin).await;
+    assert_eq!(ws.subscribe(&squad, None).await["type"], "subscribed");
+
+    let cats = upload(&app, "cats.md", CATS).await;
+    let vs = store(
+        &app,
+        json!({ "file_ids": [cats], "embedding_model": "words" }),
+    )
+    .await;
+    let mut kinds = Vec::new();
+    loop {
+        let msg = ws.next().await;
+        let Some(kind) = msg["event"]["kind"].as_str() else {
+            continue;
+        };
+        if !kind.starts_with("knowledge.") {
+            continue;
+        }
+        assert_eq!(msg["event"]["vector_store_id"], vs.as_str(), "{msg}");
+        assert_eq!(msg["event"]["file_id"], cats.as_str());
+        kinds.push(kind.to_owned());
+        if kind == "knowledge.ingest.finished" {
+            assert_eq!(msg["event"]["status"], "completed");
+            assert_eq!(msg["event"]["chunks"], 1);
+            break;
+        }
+        assert_eq!(msg["event"]["chunks_done"], 1);
+        assert_eq!(msg["event"]["chunks_total"], 1);
+    }
+    assert_eq!(
+        kinds,
+        ["knowledge.ingest.progress", "knowledge.ingest.finished"]
+    );
+}

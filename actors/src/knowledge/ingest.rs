@@ -125,7 +125,7 @@ async fn run(args: &JobArgs) -> Result<(), ActorProcessingErr> {
             entry.org_id,
             "knowledge.ingest.finished",
             json!({
-                "vector_store_id": entry.vector_store_id, "file_id": entry.file_id,
+                "vector_store_id": super::store_id(entry.vector_store_id), "file_id": super::file_id(entry.file_id),
                 "status": status, "chunks": chunks, "last_error": error,
             }),
         )
@@ -249,7 +249,7 @@ async fn ingest(
             entry.org_id,
             "knowledge.ingest.progress",
             json!({
-                "vector_store_id": entry.vector_store_id, "file_id": entry.file_id,
+                "vector_store_id": super::store_id(entry.vector_store_id), "file_id": super::file_id(entry.file_id),
                 "chunks_done": done, "chunks_total": total,
             }),
         )

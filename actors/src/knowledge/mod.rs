@@ -25,6 +25,16 @@ use uuid::Uuid;
 use crate::store;
 use crate::{Alive, Shared};
 
+/// A file's id as the OpenAI-style API shows it.
+pub fn file_id(id: Uuid) -> String {
+    format!("file-{}", id.simple())
+}
+
+/// A vector store's id as the OpenAI-style API shows it.
+pub fn store_id(id: Uuid) -> String {
+    format!("vs_{}", id.simple())
+}
+
 /// Why an embedding call failed: worth retrying (a 429, a 5xx, a timeout) or not.
 #[derive(Debug, Clone)]
 pub enum EmbedError {

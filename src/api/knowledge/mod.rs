@@ -16,13 +16,7 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 
-pub fn file_id(id: Uuid) -> String {
-    format!("file-{}", id.simple())
-}
-
-pub fn store_id(id: Uuid) -> String {
-    format!("vs_{}", id.simple())
-}
+pub use squadron_actors::knowledge::{file_id, store_id};
 
 /// Our UUID in an OpenAI-style id (the bare UUID works too); anything else is a 404 of `what`.
 pub fn parse_id(id: &str, prefix: &str, what: &str) -> Result<Uuid, ApiError> {
