@@ -17,7 +17,7 @@ use crate::api::extract::BodyLimit;
 use crate::api::gateway::{
     agents as gateway_agents, chat, embeddings, models, providers, utilities,
 };
-use crate::api::knowledge::{collections, files, vector_stores};
+use crate::api::knowledge::{batches, collections, files, vector_stores};
 use crate::api::mission_control::{
     agents, board, documents, notifications, setup, squads, tasks, watch_items,
 };
@@ -159,6 +159,10 @@ pub fn build(state: AppState) -> Router {
         .routes(routes!(files::index))
         .routes(routes!(files::show, files::delete))
         .routes(routes!(files::content))
+        .routes(routes!(batches::create))
+        .routes(routes!(batches::show))
+        .routes(routes!(batches::cancel_batch))
+        .routes(routes!(batches::files))
         .routes(routes!(collections::index))
         .routes(routes!(collections::search))
         .routes(routes!(collections::diagnostics))

@@ -143,6 +143,27 @@ impl MigrationTrait for Migration {
         manager
             .create_table(
                 Table::create()
+                    .table(VectorStoreFileBatches::Table)
+                    .col(pk_uuid(VectorStoreFileBatches::Id))
+                    .col(uuid(VectorStoreFileBatches::VectorStoreId))
+                    // The files of the batch, as a JSON array of UUIDs.
+                    .col(json(VectorStoreFileBatches::FileIds))
+                    .col(timestamp_with_time_zone(VectorStoreFileBatches::CreatedAt))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(
+                                VectorStoreFileBatches::Table,
+                                VectorStoreFileBatches::VectorStoreId,
+                            )
+                            .to(VectorStores::Table, VectorStores::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
                     .table(AgentKnowledge::Table)
                     .col(uuid(AgentKnowledge::AgentId))
                     .col(uuid(AgentKnowledge::VectorStoreId))
@@ -180,6 +201,7 @@ impl MigrationTrait for Migration {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for table in [
             AgentKnowledge::Table.into_iden(),
+            VectorStoreFileBatches::Table.into_iden(),
             Chunks::Table.into_iden(),
             VectorStoreFiles::Table.into_iden(),
             VectorStores::Table.into_iden(),
@@ -264,4 +286,13 @@ enum AgentKnowledge {
 enum Agents {
     Table,
     Id,
+}
+
+#[derive(DeriveIden, Clone, Copy)]
+enum VectorStoreFileBatches {
+    Table,
+    Id,
+    VectorStoreId,
+    FileIds,
+    CreatedAt,
 }

@@ -874,3 +874,47 @@ async fn ingest_progress_is_published_live_to_the_accounts_default_squad() {
         ["knowledge.ingest.progress", "knowledge.ingest.finished"]
     );
 }
+
+#[tokio::test]
+async fn file_batches_are_followed_and_cancelled_together() {
+    let (app, _fake) = knowledge_with(|_| {}).await;
+    let cats = upload(&app, "cats.md", CATS).await;
+    let rockets = upload(&app, "rockets.txt", ROCKETS).await;
+    let vs = store(&app, json!({ "embedding_model": "words" })).await;
+    let batches = format!("/v1/vector_stores/{vs}/file_batches");
+    let res = app
+        .post(
+            &batches,
+            json!({ "file_ids": [cats, rockets, cats], "attributes": { "set": "a" } }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let batch = body(res).await;
+    assert!(batch["id"].as_str().unwrap().starts_with("vsfb_"));
+    assert_eq!(batch["object"], "vector_store.files_batch");
+    assert_eq!(batch["file_counts"]["total"], 2);
+    let path = format!("{batches}/{}", batch["id"].as_str().unwrap());
+    eventually("the batch completes", || async {
+        body(app.get(&path).await).await["status"] == "completed"
+    })
+    .await;
+    let files = body(app.get(&format!("{path}/files")).await).await;
+    assert_eq!(files["data"].as_array().unwrap().len(), 2);
+    assert_eq!(files["data"][0]["attributes"]["set"], "a");
+    assert_eq!(
+        app.post(&batches, json!({ "file_ids": [] })).await.status(),
+        400
+    );
+    assert_eq!(app.get(&format!("{batches}/vsfb_nope")).await.status(), 404);
+
+    // A slow batch, cancelled: its files stop.
+    let big = upload(&app, "big.txt", &long_text(300)).await;
+    let slow = store(&app, json!({ "embedding_model": "slow" })).await;
+    let batches = format!("/v1/vector_stores/{slow}/file_batches");
+    let batch = body(app.post(&batches, json!({ "file_ids": [big] })).await).await;
+    assert_eq!(batch["status"], "in_progress");
+    let path = format!("{batches}/{}", batch["id"].as_str().unwrap());
+    let cancelled = body(app.post(&format!("{path}/cancel"), json!({})).await).await;
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+    assert_eq!(cancelled["file_counts"]["cancelled"], 1);
+}

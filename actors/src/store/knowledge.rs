@@ -18,6 +18,7 @@ use uuid::Uuid;
 use super::embedded;
 use super::entity::chunk::{self, Entity as Chunks};
 use super::entity::file::{self, Entity as Files};
+use super::entity::file_batch;
 use super::entity::vector_store::{self, Entity as Stores};
 use super::entity::vector_store_file::{self, Entity as StoreFiles};
 
@@ -751,6 +752,48 @@ pub async fn agent_knowledge(
     Stores::find()
         .filter(vector_store::Column::Id.is_in(ids))
         .order_by_asc(vector_store::Column::CreatedAt)
+        .all(db)
+        .await
+}
+
+// File batches.
+
+pub async fn insert_batch(
+    db: &impl ConnectionTrait,
+    store_id: Uuid,
+    files: &[Uuid],
+) -> Result<file_batch::Model, DbErr> {
+    file_batch::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        vector_store_id: Set(store_id),
+        file_ids: Set(serde_json::json!(files)),
+        created_at: Set(Utc::now()),
+    }
+    .insert(db)
+    .await
+}
+
+pub async fn batch(
+    db: &impl ConnectionTrait,
+    store_id: Uuid,
+    id: Uuid,
+) -> Result<Option<file_batch::Model>, DbErr> {
+    file_batch::Entity::find_by_id(id)
+        .filter(file_batch::Column::VectorStoreId.eq(store_id))
+        .one(db)
+        .await
+}
+
+/// The store's entries for a batch's files (those still in the store).
+pub async fn batch_entries(
+    db: &impl ConnectionTrait,
+    batch: &file_batch::Model,
+) -> Result<Vec<vector_store_file::Model>, DbErr> {
+    let files: Vec<Uuid> = serde_json::from_value(batch.file_ids.clone()).unwrap_or_default();
+    StoreFiles::find()
+        .filter(vector_store_file::Column::VectorStoreId.eq(batch.vector_store_id))
+        .filter(vector_store_file::Column::FileId.is_in(files))
+        .order_by_asc(vector_store_file::Column::CreatedAt)
         .all(db)
         .await
 }

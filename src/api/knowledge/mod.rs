@@ -2,6 +2,7 @@
 //! (`cancel`, `file-details`, `user-collections`). Ids are OpenAI-style: `file-…` and `vs_…`
 //! around our UUIDs.
 
+pub mod batches;
 pub mod collections;
 pub mod consult;
 pub mod files;

@@ -9,6 +9,7 @@ pub mod conversation;
 pub mod document;
 pub mod event;
 pub mod file;
+pub mod file_batch;
 pub mod message;
 pub mod model;
 pub mod notification;
