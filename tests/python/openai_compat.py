@@ -1,9 +1,12 @@
 """Runs the official `openai` package against Squadron's /v1: models, chat (plain and
-streamed, with usage), embeddings (float and base64), and an error. Exits non-zero on any
+streamed, with usage), embeddings (float and base64), errors, and files and vector stores
+(upload, ingest, search, delete). Exits non-zero on any
 mismatch. Started by tests/api/gateway.rs with OPENAI_BASE_URL and OPENAI_API_KEY set."""
 
 import base64
+import io
 import struct
+import time
 
 import openai
 
@@ -49,5 +52,24 @@ try:
     raise AssertionError("expected a 400")
 except openai.BadRequestError as err:
     assert "text-embedding-3-small" in str(err), err
+
+uploaded = client.files.create(file=("notes.md", io.BytesIO(b"# Notes\nCats purr."), "text/markdown"), purpose="assistants")
+assert uploaded.id.startswith("file-") and uploaded.bytes == 18, uploaded
+assert client.files.content(uploaded.id).read() == b"# Notes\nCats purr."
+assert uploaded.id in [f.id for f in client.files.list()]
+
+store = client.vector_stores.create(name="notes", file_ids=[uploaded.id])
+deadline = time.time() + 15
+while store.file_counts.in_progress and time.time() < deadline:
+    time.sleep(0.05)
+    store = client.vector_stores.retrieve(store.id)
+assert store.status == "completed" and store.file_counts.completed == 1, store
+entries = client.vector_stores.files.list(vector_store_id=store.id)
+assert [e.id for e in entries] == [uploaded.id] and entries.data[0].status == "completed", entries
+results = client.vector_stores.search(vector_store_id=store.id, query="purring cats")
+hits = list(results)
+assert hits and hits[0].filename == "notes.md" and hits[0].content[0].text.startswith("# Notes"), hits
+assert client.vector_stores.delete(store.id).deleted
+assert client.files.delete(uploaded.id).deleted
 
 print("openai SDK", openai.__version__, "ok")
