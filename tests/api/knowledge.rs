@@ -374,6 +374,33 @@ async fn stores_ingest_files_and_find_the_nearest_chunks() {
     assert!(updated["expires_at"].as_i64().unwrap() > updated["last_active_at"].as_i64().unwrap());
     let stores = body(app.get("/v1/vector_stores").await).await;
     assert_eq!(stores["data"][0]["id"], vs.as_str());
+    // Once its expiry has passed, a store is reported expired and no longer used.
+    let db = squadron_actors::store::connect(app.config.database_url.as_deref().unwrap())
+        .await
+        .unwrap();
+    let id = vs.trim_start_matches("vs_").parse::<uuid::Uuid>().unwrap();
+    {
+        use sea_orm::{sea_query::Expr, ColumnTrait, EntityTrait, QueryFilter};
+        use squadron_actors::store::entity::vector_store::{Column, Entity};
+        let past = chrono::Utc::now() - chrono::Duration::seconds(1);
+        Entity::update_many()
+            .col_expr(Column::ExpiresAt, Expr::value(past))
+            .filter(Column::Id.eq(id))
+            .exec(&db)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        body(app.get(&format!("/v1/vector_stores/{vs}")).await).await["status"],
+        "expired"
+    );
+    let res = app
+        .post(
+            &format!("/v1/vector_stores/{vs}/search"),
+            json!({ "query": "cats" }),
+        )
+        .await;
+    assert_eq!(res.status(), 400);
     let res = app
         .req(Method::DELETE, &format!("/v1/vector_stores/{vs}"))
         .send()
@@ -917,4 +944,57 @@ async fn file_batches_are_followed_and_cancelled_together() {
     let cancelled = body(app.post(&format!("{path}/cancel"), json!({})).await).await;
     assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
     assert_eq!(cancelled["file_counts"]["cancelled"], 1);
+}
+
+#[tokio::test]
+async fn search_ranks_as_exact_cosine_on_either_backend() {
+    let (app, _fake) = knowledge_with(|_| {}).await;
+    const WORDS: [&str; 24] = [
+        "apple", "river", "stone", "cloud", "tiger", "piano", "garden", "rocket", "silver",
+        "forest", "candle", "engine", "harbor", "meadow", "violin", "desert", "falcon", "marble",
+        "orchid", "canyon", "lantern", "glacier", "copper", "thunder",
+    ];
+    // Forty small files, each a different mix of words (one chunk each).
+    let mut texts = std::collections::HashMap::new();
+    let mut ids = Vec::new();
+    for i in 0..40usize {
+        let text: Vec<&str> = (0..6)
+            .map(|j| WORDS[(i * 7 + j * j * 3 + i / 5) % WORDS.len()])
+            .collect();
+        let text = text.join(" ");
+        let name = format!("f{i}.txt");
+        ids.push(upload(&app, &name, &text).await);
+        texts.insert(name, text);
+    }
+    let vs = store(&app, json!({ "file_ids": ids, "embedding_model": "words" })).await;
+    assert_eq!(settled(&app, &vs).await["file_counts"]["completed"], 40);
+    let cosine = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    for query in [
+        "apple river stone",
+        "violin piano candle",
+        "thunder glacier copper canyon",
+    ] {
+        let q = upstream::words_vector(query);
+        let mut expected: Vec<f32> = texts
+            .values()
+            .map(|t| cosine(&q, &upstream::words_vector(t)))
+            .collect();
+        expected.sort_by(|a, b| b.total_cmp(a));
+        let found = search(&app, &vs, json!({ "query": query })).await;
+        let hits = found["data"].as_array().unwrap();
+        assert_eq!(hits.len(), 10);
+        for (rank, hit) in hits.iter().enumerate() {
+            let score = hit["score"].as_f64().unwrap() as f32;
+            let own = cosine(
+                &q,
+                &upstream::words_vector(&texts[hit["filename"].as_str().unwrap()]),
+            );
+            assert!((score - own).abs() < 1e-4, "{query}: {hit} scores {own}");
+            assert!(
+                (score - expected[rank]).abs() < 1e-4,
+                "{query}: rank {rank} is {score}, exact {}",
+                expected[rank]
+            );
+        }
+    }
 }

@@ -205,11 +205,24 @@ pub async fn set_dimensions(db: &impl ConnectionTrait, id: Uuid, dims: i32) -> R
         .map(|_| ())
 }
 
-/// Marks a store used now (searched, or a file added).
-pub async fn touch_store(db: &impl ConnectionTrait, id: Uuid) -> Result<(), DbErr> {
+/// Marks a store used now (searched, or a file added); a store that expires some days after
+/// its last use gets its new expiry.
+pub async fn touch_store(
+    db: &impl ConnectionTrait,
+    store: &vector_store::Model,
+) -> Result<(), DbErr> {
+    let now = Utc::now();
+    let days = store
+        .expires_after
+        .as_ref()
+        .and_then(|e| e["days"].as_i64());
     Stores::update_many()
-        .col_expr(vector_store::Column::LastActiveAt, Expr::value(Utc::now()))
-        .filter(vector_store::Column::Id.eq(id))
+        .col_expr(vector_store::Column::LastActiveAt, Expr::value(now))
+        .col_expr(
+            vector_store::Column::ExpiresAt,
+            Expr::value(days.map(|d| now + chrono::Duration::days(d))),
+        )
+        .filter(vector_store::Column::Id.eq(store.id))
         .exec(db)
         .await
         .map(|_| ())

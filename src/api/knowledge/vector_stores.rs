@@ -160,12 +160,24 @@ impl NewEntry {
     }
 }
 
+/// An expired store keeps its data but is no longer used (as in OpenAI's API).
+fn usable(store: &vector_store::Model) -> Result<(), ApiError> {
+    if store.expires_at.is_some_and(|at| at <= Utc::now()) {
+        return Err(ApiError::Validation(format!(
+            "the vector store {} has expired",
+            store_id(store.id)
+        )));
+    }
+    Ok(())
+}
+
 /// Puts a file in a store and starts its ingest; 409 when it is there already.
 pub async fn add_file(
     state: &AppState,
     store: &vector_store::Model,
     new: NewEntry,
 ) -> Result<vector_store_file::Model, ApiError> {
+    usable(store)?;
     let NewEntry {
         file,
         strategy,
@@ -209,7 +221,7 @@ pub async fn add_file(
         }
         Err(err) => return Err(err.into()),
     };
-    kb::touch_store(state.db(), store.id).await?;
+    kb::touch_store(state.db(), store).await?;
     state
         .knowledge
         .cast(KnowledgeMsg::Ingest(entry.id))
@@ -694,6 +706,7 @@ pub async fn search_store(
     filter: Option<&Filter>,
     threshold: f32,
 ) -> Result<Vec<Found>, ApiError> {
+    usable(store)?;
     let model = gateway::model_by_id(state.db(), store.org_id, store.model_id)
         .await?
         .ok_or_else(|| ApiError::Conflict("the store's embedding model was deleted".into()))?;
@@ -716,7 +729,7 @@ pub async fn search_store(
             }
         }
     }
-    kb::touch_store(state.db(), store.id).await?;
+    kb::touch_store(state.db(), store).await?;
     let mut hits: Vec<kb::Hit> = best
         .into_values()
         .filter(|h| h.score >= threshold)
