@@ -47,6 +47,8 @@ pub struct Shared {
     pub presence: Presence,
     pub agents: DashMap<Uuid, ActorRef<AgentMsg>>,
     pub settings: Settings,
+    /// The vector dimensions whose search index this server has made sure of.
+    pub indexed: store::knowledge::Indexed,
 }
 
 /// Squad id to its running actor.
@@ -109,6 +111,7 @@ impl Core {
             presence: Presence::default(),
             agents: DashMap::new(),
             settings,
+            indexed: Default::default(),
         });
         let registry = Arc::new(Registry::new());
         let (root, handle) = Actor::spawn(None, Root, (shared.clone(), registry.clone())).await?;

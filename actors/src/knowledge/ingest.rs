@@ -229,7 +229,7 @@ async fn ingest(
                 kb::set_dimensions(db, store.id, got as i32).await?;
             }
         }
-        kb::ensure_index(db, got).await?;
+        kb::ensure_index(db, &deps.shared.indexed, got).await?;
         let chunks: Vec<NewChunk> = batch
             .into_iter()
             .zip(vectors)

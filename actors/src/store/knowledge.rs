@@ -2,7 +2,6 @@
 //! over the chunks: pgvector's HNSW on PostgreSQL, an exact scan on SQLite.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use dashmap::DashSet;
@@ -460,38 +459,44 @@ pub struct NewChunk {
     pub vector: Vec<f32>,
 }
 
-/// Dimensions whose HNSW index exists (or was just made) in this process.
-static INDEXED: LazyLock<DashSet<usize>> = LazyLock::new(DashSet::new);
-
 /// pgvector's HNSW takes vectors of up to this many dimensions; larger ones are scanned.
 const HNSW_MAX_DIMS: usize = 2000;
 
+/// The dimensions whose HNSW index a server has made sure of, so it asks the database once.
+pub type Indexed = DashSet<usize>;
+
+fn create_index_sql(dims: usize) -> String {
+    format!(
+        "CREATE INDEX IF NOT EXISTS idx_chunks_vec_{dims} ON chunks \
+         USING hnsw ((vec::vector({dims})) vector_cosine_ops) WHERE dims = {dims}"
+    )
+}
+
 /// On PostgreSQL, makes sure the HNSW (cosine) index for vectors of `dims` exists: a partial
 /// index per dimension, since one column holds the vectors of every store.
-pub async fn ensure_index(db: &impl ConnectionTrait, dims: usize) -> Result<(), DbErr> {
+pub async fn ensure_index(
+    db: &impl ConnectionTrait,
+    known: &Indexed,
+    dims: usize,
+) -> Result<(), DbErr> {
     if db.get_database_backend() != DatabaseBackend::Postgres
         || dims > HNSW_MAX_DIMS
-        || INDEXED.contains(&dims)
+        || known.contains(&dims)
     {
         return Ok(());
     }
-    db.execute_unprepared(&format!(
-        "CREATE INDEX IF NOT EXISTS idx_chunks_vec_{dims} ON chunks \
-         USING hnsw ((vec::vector({dims})) vector_cosine_ops) WHERE dims = {dims}"
-    ))
-    .await?;
-    INDEXED.insert(dims);
+    db.execute_unprepared(&create_index_sql(dims)).await?;
+    known.insert(dims);
     Ok(())
 }
 
 /// Builds the HNSW index for `dims` again (or for the first time): recovery after a crash or
-/// a bulk change. Does nothing on SQLite, whose search scans.
+/// a bulk load. Does nothing on SQLite, whose search scans.
 pub async fn rebuild_index(db: &impl ConnectionTrait, dims: usize) -> Result<bool, DbErr> {
     if db.get_database_backend() != DatabaseBackend::Postgres || dims > HNSW_MAX_DIMS {
         return Ok(false);
     }
-    INDEXED.remove(&dims);
-    ensure_index(db, dims).await?;
+    db.execute_unprepared(&create_index_sql(dims)).await?;
     db.execute_unprepared(&format!("REINDEX INDEX idx_chunks_vec_{dims}"))
         .await?;
     Ok(true)

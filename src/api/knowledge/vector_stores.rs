@@ -298,7 +298,7 @@ pub async fn create_store(
         }
     }
     if let Some(dims) = model.dimensions {
-        kb::ensure_index(state.db(), dims as usize).await?;
+        kb::ensure_index(state.db(), &state.core.shared.indexed, dims as usize).await?;
     }
     let store = kb::insert_store(
         state.db(),
