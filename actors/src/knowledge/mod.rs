@@ -1,7 +1,7 @@
 //! Knowledge: files in vector stores, made searchable by ingest jobs. Each file being
 //! ingested into a store is an [`ingest::IngestJob`] actor under the [`Knowledge`]
-//! supervisor, which starts them, cancels them, restarts an item that changed once its old
-//! job has stopped, resumes the jobs a stopped server left behind, and records a job that
+//! supervisor, which starts them (a few at a time; the rest wait their turn), cancels them,
+//! restarts an item that changed once its old job has stopped, resumes the jobs a stopped server left behind, and records a job that
 //! panicked as failed.
 //!
 //! Embeddings come from the HTTP layer's providers through the [`Embedder`] trait, so this
@@ -11,7 +11,7 @@ pub mod chunk;
 pub mod extract;
 mod ingest;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,6 +56,9 @@ pub trait Embedder: Send + Sync + 'static {
 /// How ingest jobs work.
 #[derive(Clone, Debug)]
 pub struct IngestSettings {
+    /// Jobs running at once; more wait in line. Each tokenizes on a blocking thread and
+    /// writes through the database pool, so a hundred at once would starve both.
+    pub jobs: usize,
     /// Texts per embedding call.
     pub batch: usize,
     /// Embedding calls in flight per job.
@@ -73,6 +76,7 @@ impl IngestSettings {
 impl Default for IngestSettings {
     fn default() -> Self {
         IngestSettings {
+            jobs: 4,
             batch: 64,
             concurrency: 2,
             attempts: 6,
@@ -115,7 +119,8 @@ pub enum KnowledgeMsg {
     Ingest(Uuid),
     /// Stop its job, if one runs; the caller has already marked it cancelled.
     Cancel(Uuid),
-    /// The vector store files whose jobs are running (to tell stuck rows from busy ones).
+    /// The vector store files whose jobs are running or waiting (to tell stuck rows from busy
+    /// ones).
     Running(ractor::RpcReplyPort<Vec<Uuid>>),
 }
 
@@ -127,16 +132,40 @@ pub struct KnowledgeState {
     job_of: HashMap<ActorId, Uuid>,
     /// Items to ingest again once their running job has stopped.
     again: HashSet<Uuid>,
+    /// Items waiting for a job to end before theirs starts, in order.
+    waiting: VecDeque<Uuid>,
     _alive: Alive,
 }
 
 impl KnowledgeState {
+    /// Starts the item's job, or puts it in line; an item whose job runs is stopped and
+    /// started again once that job has ended.
     async fn start(&mut self, myself: &ActorRef<KnowledgeMsg>, id: Uuid) {
         if let Some((_, token)) = self.running.get(&id) {
             token.cancel();
             self.again.insert(id);
             return;
         }
+        if self.running.len() >= self.deps.settings.jobs.max(1) {
+            if !self.waiting.contains(&id) {
+                self.waiting.push_back(id);
+            }
+            return;
+        }
+        self.spawn(myself, id).await;
+    }
+
+    /// Starts waiting jobs while there is room.
+    async fn next(&mut self, myself: &ActorRef<KnowledgeMsg>) {
+        while self.running.len() < self.deps.settings.jobs.max(1) {
+            let Some(id) = self.waiting.pop_front() else {
+                return;
+            };
+            self.spawn(myself, id).await;
+        }
+    }
+
+    async fn spawn(&mut self, myself: &ActorRef<KnowledgeMsg>, id: Uuid) {
         let token = self.deps.shutdown.child_token();
         let args = ingest::JobArgs {
             deps: self.deps.clone(),
@@ -170,6 +199,7 @@ impl Actor for Knowledge {
             running: HashMap::new(),
             job_of: HashMap::new(),
             again: HashSet::new(),
+            waiting: VecDeque::new(),
             _alive: Alive::new("knowledge"),
         })
     }
@@ -181,17 +211,23 @@ impl Actor for Knowledge {
         state: &mut KnowledgeState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            KnowledgeMsg::Resume => {
-                for entry in store::knowledge::unfinished(&state.deps.shared.db).await? {
-                    state.start(&myself, entry.id).await;
+            KnowledgeMsg::Resume => match store::knowledge::unfinished(&state.deps.shared.db).await
+            {
+                Ok(entries) => {
+                    for entry in entries {
+                        state.start(&myself, entry.id).await;
+                    }
                 }
-            }
+                Err(err) => tracing::error!(error = %err, "unfinished ingests could not be read"),
+            },
             KnowledgeMsg::Ingest(id) => state.start(&myself, id).await,
             KnowledgeMsg::Running(reply) => {
-                let _ = reply.send(state.running.keys().copied().collect());
+                let busy = state.running.keys().chain(&state.waiting).copied();
+                let _ = reply.send(busy.collect());
             }
             KnowledgeMsg::Cancel(id) => {
                 state.again.remove(&id);
+                state.waiting.retain(|w| *w != id);
                 if let Some((_, token)) = state.running.get(&id) {
                     token.cancel();
                 }
@@ -219,7 +255,9 @@ impl Actor for Knowledge {
             tracing::error!(%id, %panic, "an ingest job panicked");
             let error =
                 json!({ "code": "server_error", "message": "the ingest stopped unexpectedly" });
-            store::knowledge::finish_store_file(
+            // Logged, not returned: an error here would stop the supervisor, and every
+            // ingest with it. The row stays in progress and a recovery finds it stuck.
+            if let Err(err) = store::knowledge::finish_store_file(
                 &state.deps.shared.db,
                 id,
                 "failed",
@@ -227,11 +265,15 @@ impl Actor for Knowledge {
                 0,
                 Some(error),
             )
-            .await?;
+            .await
+            {
+                tracing::error!(%id, error = %err, "a failed ingest could not be recorded");
+            }
         }
         if state.again.remove(&id) {
             state.start(&myself, id).await;
         }
+        state.next(&myself).await;
         Ok(())
     }
 }
