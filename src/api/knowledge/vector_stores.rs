@@ -710,19 +710,22 @@ pub async fn search_store(
     let model = gateway::model_by_id(state.db(), store.org_id, store.model_id)
         .await?
         .ok_or_else(|| ApiError::Conflict("the store's embedding model was deleted".into()))?;
-    let entries: HashMap<Uuid, vector_store_file::Model> =
-        kb::all_store_files(state.db(), store.id)
-            .await?
-            .into_iter()
-            .filter(|e| e.status == "completed")
-            .filter(|e| filter.is_none_or(|f| f.matches(&e.attributes)))
-            .map(|e| (e.file_id, e))
-            .collect();
-    let allowed: Vec<Uuid> = entries.keys().copied().collect();
+    let all = kb::all_store_files(state.db(), store.id).await?;
+    let total = all.len();
+    let entries: HashMap<Uuid, vector_store_file::Model> = all
+        .into_iter()
+        .filter(|e| e.status == "completed")
+        .filter(|e| filter.is_none_or(|f| f.matches(&e.attributes)))
+        .map(|e| (e.file_id, e))
+        .collect();
+    // When every file qualifies, the search needs no list of files: on PostgreSQL a long
+    // `file_id = ANY(...)` list can steer the planner off the vector index.
+    let allowed: Option<Vec<Uuid>> =
+        (entries.len() < total).then(|| entries.keys().copied().collect());
     let vectors = embed_texts(state, store.org_id, &model, queries).await?;
     let mut best: HashMap<(Uuid, i32), kb::Hit> = HashMap::new();
     for vector in &vectors {
-        for hit in kb::nearest(state.db(), store.id, vector, limit, Some(&allowed)).await? {
+        for hit in kb::nearest(state.db(), store.id, vector, limit, allowed.as_deref()).await? {
             let key = (hit.file_id, hit.seq);
             if best.get(&key).is_none_or(|b| b.score < hit.score) {
                 best.insert(key, hit);
