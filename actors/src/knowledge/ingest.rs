@@ -85,10 +85,7 @@ async fn run(args: &JobArgs) -> Result<(), ActorProcessingErr> {
         return Ok(());
     }
     let started = std::time::Instant::now();
-    let outcome = tokio::select! {
-        _ = args.cancel.cancelled() => Outcome::Gone,
-        outcome = ingest(&args.deps, &entry) => outcome?,
-    };
+    let outcome = ingest(&args.deps, &entry, &args.cancel).await?;
     let (status, chunks, bytes, error) = match &outcome {
         Outcome::Completed { chunks, bytes } => ("completed", *chunks, *bytes, None),
         Outcome::Failed { code, message } => (
@@ -133,9 +130,13 @@ async fn run(args: &JobArgs) -> Result<(), ActorProcessingErr> {
     Ok(())
 }
 
+/// The work of a job. Cancellation is obeyed while it waits (for the file, the extraction, an
+/// embedding call), never in the middle of a database write: a write cut off on the client
+/// side can still land after the chunks were cleared.
 async fn ingest(
     deps: &Deps,
     entry: &vector_store_file::Model,
+    cancel: &CancellationToken,
 ) -> Result<Outcome, ActorProcessingErr> {
     let db = &deps.shared.db;
     let (Some(file), Some(store)) = (
@@ -145,9 +146,15 @@ async fn ingest(
         return Ok(Outcome::Gone);
     };
     let path = object_store::path::Path::from(file.object_key.as_str());
-    let bytes = match deps.objects.get(&path).await {
-        Ok(got) => got.bytes().await,
-        Err(err) => Err(err),
+    let read = async {
+        match deps.objects.get(&path).await {
+            Ok(got) => got.bytes().await,
+            Err(err) => Err(err),
+        }
+    };
+    let bytes = tokio::select! {
+        _ = cancel.cancelled() => return Ok(Outcome::Gone),
+        bytes = read => bytes,
     };
     let bytes = match bytes {
         Ok(bytes) => bytes,
@@ -193,7 +200,14 @@ async fn ingest(
     let mut done = 0;
     let mut bytes = 0i64;
     let mut dims = store.dimensions.map(|d| d as usize);
-    while let Some(result) = embedded.next().await {
+    loop {
+        let result = tokio::select! {
+            _ = cancel.cancelled() => return Ok(Outcome::Gone),
+            next = embedded.next() => match next {
+                Some(result) => result,
+                None => break,
+            },
+        };
         let (first, batch, vectors) = match result {
             Ok(ok) => ok,
             Err(message) => {
