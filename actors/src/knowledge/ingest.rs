@@ -85,7 +85,8 @@ async fn run(args: &JobArgs) -> Result<(), ActorProcessingErr> {
         return Ok(());
     }
     let started = std::time::Instant::now();
-    let outcome = ingest(&args.deps, &entry, &args.cancel).await?;
+    let channel = args.deps.channel(entry.org_id).await;
+    let outcome = ingest(&args.deps, &entry, &args.cancel, channel).await?;
     let (status, chunks, bytes, error) = match &outcome {
         Outcome::Completed { chunks, bytes } => ("completed", *chunks, *bytes, None),
         Outcome::Failed { code, message } => (
@@ -117,16 +118,14 @@ async fn run(args: &JobArgs) -> Result<(), ActorProcessingErr> {
     }
     metrics::counter!("squadron_ingest_jobs_total", "outcome" => status).increment(1);
     metrics::histogram!("squadron_ingest_seconds").record(started.elapsed().as_secs_f64());
-    args.deps
-        .publish(
-            entry.org_id,
-            "knowledge.ingest.finished",
+    args.deps.publish(
+        channel,
+        "knowledge.ingest.finished",
             json!({
                 "vector_store_id": super::store_id(entry.vector_store_id), "file_id": super::file_id(entry.file_id),
                 "status": status, "chunks": chunks, "last_error": error,
             }),
-        )
-        .await;
+    );
     Ok(())
 }
 
@@ -137,6 +136,7 @@ async fn ingest(
     deps: &Deps,
     entry: &vector_store_file::Model,
     cancel: &CancellationToken,
+    channel: Option<Uuid>,
 ) -> Result<Outcome, ActorProcessingErr> {
     let db = &deps.shared.db;
     let (Some(file), Some(store)) = (
@@ -260,14 +260,14 @@ async fn ingest(
         done += chunks.len();
         metrics::counter!("squadron_ingest_chunks_total").increment(chunks.len() as u64);
         deps.publish(
-            entry.org_id,
+            channel,
             "knowledge.ingest.progress",
             json!({
                 "vector_store_id": super::store_id(entry.vector_store_id), "file_id": super::file_id(entry.file_id),
                 "chunks_done": done, "chunks_total": total,
             }),
         )
-        .await;
+        ;
     }
     Ok(Outcome::Completed {
         chunks: done as i32,

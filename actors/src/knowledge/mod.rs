@@ -97,16 +97,19 @@ pub struct Deps {
 }
 
 impl Deps {
-    /// Publishes ingest news to the live subscribers of the account's default squad (the
-    /// dashboard's home), if anyone watches it.
-    async fn publish(&self, org_id: Uuid, kind: &str, data: serde_json::Value) {
-        let Ok(Some(squad)) = store::squads::default_of(&self.shared.db, org_id).await else {
+    /// Where an account's ingest news goes: its default squad (the dashboard's home), if it
+    /// has one. Looked up once per job.
+    async fn channel(&self, org_id: Uuid) -> Option<Uuid> {
+        let squad = store::squads::default_of(&self.shared.db, org_id).await;
+        squad.ok().flatten().map(|s| s.id)
+    }
+
+    /// Publishes ingest news on `channel`, if anyone watches it.
+    fn publish(&self, channel: Option<Uuid>, kind: &str, data: serde_json::Value) {
+        let Some(channel) = channel.filter(|c| self.shared.hub.is_watched(*c)) else {
             return;
         };
-        if !self.shared.hub.is_watched(squad.id) {
-            return;
-        }
-        let event = crate::live::LiveEvent::new(squad.id, None, kind, &data, chrono::Utc::now());
+        let event = crate::live::LiveEvent::new(channel, None, kind, &data, chrono::Utc::now());
         self.shared.hub.publish(Arc::new(event));
     }
 }

@@ -170,6 +170,23 @@ pub async fn stores(
     .await
 }
 
+/// Most stores [`all_stores`] returns.
+pub const MAX_LISTED_STORES: u64 = 1000;
+
+/// The account's stores, newest first, up to [`MAX_LISTED_STORES`].
+pub async fn all_stores(
+    db: &impl ConnectionTrait,
+    org_id: Uuid,
+) -> Result<Vec<vector_store::Model>, DbErr> {
+    Stores::find()
+        .filter(vector_store::Column::OrgId.eq(org_id))
+        .order_by_desc(vector_store::Column::CreatedAt)
+        .order_by_desc(vector_store::Column::Id)
+        .limit(MAX_LISTED_STORES)
+        .all(db)
+        .await
+}
+
 pub async fn update_store(
     db: &impl ConnectionTrait,
     store: vector_store::ActiveModel,

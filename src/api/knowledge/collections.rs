@@ -28,13 +28,12 @@ pub async fn index(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let page = kb::Page {
-        after: None,
-        limit: 1000,
-        desc: false,
-    };
     let mut data = Vec::new();
-    for store in kb::stores(state.db(), caller.org_id, &page).await? {
+    for store in kb::all_stores(state.db(), caller.org_id)
+        .await?
+        .into_iter()
+        .rev()
+    {
         let chunks: i64 = kb::chunk_counts(state.db(), store.id).await?.values().sum();
         let mut v = view(&state, store).await?;
         v["chunks"] = json!(chunks);
@@ -70,12 +69,7 @@ pub async fn search(
             "limit must be between 1 and 50".into(),
         ));
     }
-    let filter = body
-        .filters
-        .as_ref()
-        .filter(|f| !f.is_null())
-        .map(Filter::parse)
-        .transpose()?;
+    let filter = Filter::optional(body.filters.as_ref())?;
     let found = search_store(
         &state,
         &store,

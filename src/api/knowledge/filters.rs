@@ -32,6 +32,14 @@ impl Filter {
         Self::parse_at(value, 0)
     }
 
+    /// A request's optional `filters` (absent or null: none).
+    pub fn optional(value: Option<&Value>) -> Result<Option<Filter>, ApiError> {
+        value
+            .filter(|f| !f.is_null())
+            .map(Filter::parse)
+            .transpose()
+    }
+
     fn parse_at(value: &Value, depth: usize) -> Result<Filter, ApiError> {
         let bad = |m: String| ApiError::Validation(format!("filters: {m}"));
         if depth > MAX_DEPTH {

@@ -656,14 +656,9 @@ pub async fn user_collections(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let page = kb::Page {
-        after: None,
-        limit: 1000,
-        desc: true,
-    };
-    let stores = kb::stores(state.db(), caller.org_id, &page).await?;
+    let stores = kb::all_stores(state.db(), caller.org_id).await?;
     let mut data = Vec::with_capacity(stores.len());
-    for s in stores.into_iter().take(page.limit as usize) {
+    for s in stores {
         let v = view(&state, s).await?;
         data.push(json!({
             "id": v["id"], "name": v["name"], "status": v["status"],
@@ -797,12 +792,7 @@ pub async fn search(
             "max_num_results must be between 1 and 50".into(),
         ));
     }
-    let filter = body
-        .filters
-        .as_ref()
-        .filter(|f| !f.is_null())
-        .map(Filter::parse)
-        .transpose()?;
+    let filter = Filter::optional(body.filters.as_ref())?;
     let threshold = match body.ranking_options.as_ref().map(|r| &r["score_threshold"]) {
         None | Some(Value::Null) => 0.0,
         Some(t) => t

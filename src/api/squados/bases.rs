@@ -141,13 +141,8 @@ pub async fn index(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
 ) -> Result<axum::Json<Data<Vec<BaseView>>>, ApiError> {
-    let page = kb::Page {
-        after: None,
-        limit: 500,
-        desc: true,
-    };
     let mut bases = Vec::new();
-    for store in kb::stores(state.db(), caller.org_id, &page).await? {
+    for store in kb::all_stores(state.db(), caller.org_id).await? {
         bases.push(base_view(&state, store).await?);
     }
     Ok(list(bases))
