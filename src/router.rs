@@ -189,6 +189,7 @@ pub fn build(state: AppState) -> Router {
 
     let router = router
         .route("/", get(ops::dashboard))
+        .route("/dashboard/{*path}", get(ops::dashboard_file))
         .route("/api/schema", get(schema.clone()))
         .route("/api/v1/openapi.json", get(schema));
     #[cfg(feature = "test-hooks")]

@@ -1,8 +1,8 @@
 //! Operations: liveness, readiness, Prometheus metrics, and the dashboard page.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
-use axum::response::{Html, IntoResponse};
+use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::state::AppState;
@@ -36,7 +36,28 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// The dashboard, embedded in the binary.
-pub async fn dashboard() -> Html<&'static str> {
-    Html(include_str!("../../dashboard/index.html"))
+/// The dashboard's static files: embedded in the binary in release builds,
+/// read from `dashboard/` on each request in debug builds (edit, reload).
+#[derive(rust_embed::Embed)]
+#[folder = "dashboard/"]
+struct Dashboard;
+
+/// The dashboard's page.
+pub async fn dashboard() -> Response {
+    dashboard_file(Path("index.html".to_owned())).await
+}
+
+/// One of the dashboard's files (`/dashboard/app.js`), or 404.
+pub async fn dashboard_file(Path(path): Path<String>) -> Response {
+    match Dashboard::get(&path) {
+        Some(file) => {
+            let mime = file.metadata.mimetype().to_owned();
+            let headers = [
+                (header::CONTENT_TYPE, mime),
+                (header::CACHE_CONTROL, "no-cache".to_owned()),
+            ];
+            (headers, file.data).into_response()
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
