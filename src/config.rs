@@ -206,6 +206,35 @@ pub struct Config {
         global = true
     )]
     pub ingest_backoff_ms: u64,
+    /// Let admins add stdio MCP servers: programs this server runs, as itself (off: only
+    /// streamable HTTP servers).
+    #[arg(long, env = "SQUADRON_ALLOW_STDIO_SERVERS", global = true)]
+    pub allow_stdio_servers: bool,
+    /// An MCP server's first reconnection waits this long (then twice as long each time, up
+    /// to 30 s), in milliseconds.
+    #[arg(
+        long,
+        env = "SQUADRON_MCP_BACKOFF_MS",
+        default_value_t = 500,
+        global = true
+    )]
+    pub mcp_backoff_ms: u64,
+    /// Rounds of tool calls an agent may make in one chat turn before it must answer.
+    #[arg(
+        long,
+        env = "SQUADRON_TOOL_MAX_STEPS",
+        default_value_t = 8,
+        global = true
+    )]
+    pub tool_max_steps: u32,
+    /// How long one tool call may take, in seconds; a whole turn's tool calls, 4 times that.
+    #[arg(
+        long,
+        env = "SQUADRON_TOOL_TIMEOUT_SECS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub tool_timeout_secs: u64,
 }
 
 impl Config {

@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 
 use crate::api::extract::BodyLimit;
 use crate::api::gateway::{
-    agents as gateway_agents, chat, embeddings, models, providers, utilities,
+    agents as gateway_agents, chat, embeddings, models, providers, servers, utilities,
 };
 use crate::api::knowledge::{batches, collections, files, vector_stores};
 use crate::api::mission_control::{
@@ -141,7 +141,11 @@ pub fn build(state: AppState) -> Router {
         .routes(routes!(utilities::config))
         .routes(routes!(utilities::generate_prompt))
         .routes(routes!(utilities::agent_workflow))
-        .routes(routes!(utilities::scrape_url));
+        .routes(routes!(utilities::scrape_url))
+        .routes(routes!(servers::index))
+        .routes(routes!(servers::add))
+        .routes(routes!(servers::delete))
+        .routes(routes!(servers::tools));
 
     let knowledge = OpenApiRouter::new()
         .routes(routes!(vector_stores::index, vector_stores::create))

@@ -14,6 +14,7 @@ use squadron_actors::knowledge::{Deps as KnowledgeDeps, IngestSettings, Knowledg
 use squadron_actors::live::LiveHub;
 use squadron_actors::secrets::Sealer;
 use squadron_actors::store::{self, tokens::Role, tokens::TokenFormat};
+use squadron_actors::tools::ToolSettings;
 use squadron_actors::{Core, Settings};
 use squadron_migrations::Migrator;
 use tokio::net::TcpListener;
@@ -34,6 +35,7 @@ pub struct Server {
     state: AppState,
     root: JoinHandle<()>,
     knowledge: JoinHandle<()>,
+    tools: JoinHandle<()>,
     /// The admin token made on first start with an empty database, if this start made one.
     pub admin_token: Option<String>,
 }
@@ -152,6 +154,12 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     })
     .await
     .context("starting the knowledge supervisor")?;
+    let (tools, tools_handle) = squadron_actors::tools::start(ToolSettings {
+        backoff: Duration::from_millis(config.mcp_backoff_ms),
+        ..ToolSettings::default()
+    })
+    .await
+    .context("starting the tools supervisor")?;
     let listener = TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("binding {}", config.bind))?;
@@ -168,16 +176,21 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         shutdown,
         objects,
         knowledge,
+        tools,
         core,
         config,
     }));
     embedder.attach(&state);
     let _ = state.knowledge.cast(KnowledgeMsg::Resume);
+    crate::api::gateway::servers::connect_all(&state)
+        .await
+        .context("reading MCP servers")?;
     Ok(Server {
         listener,
         state,
         root,
         knowledge: knowledge_handle,
+        tools: tools_handle,
         admin_token,
     })
 }
@@ -200,6 +213,7 @@ impl Server {
             state,
             root,
             knowledge,
+            tools,
             ..
         } = self;
         let housekeeping = tokio::spawn(housekeeping(state.clone()));
@@ -222,8 +236,10 @@ impl Server {
         state.shutdown.cancel();
         state.core.stop();
         state.knowledge.stop(Some("shutdown".into()));
+        state.tools.stop();
         let _ = root.await;
         let _ = knowledge.await;
+        let _ = tools.await;
         let _ = housekeeping.await;
         // After the actors stopped, so the last presence they recorded is written too.
         state

@@ -35,6 +35,8 @@ pub struct App {
     pub objects: Arc<dyn object_store::ObjectStore>,
     /// Supervises the ingest jobs of files in vector stores.
     pub knowledge: ractor::ActorRef<squadron_actors::knowledge::KnowledgeMsg>,
+    /// The accounts' MCP servers, connected, and their tools.
+    pub tools: squadron_actors::tools::Tools,
     /// Cancelled at shutdown: long-lived streams watch it and end.
     pub shutdown: CancellationToken,
 }

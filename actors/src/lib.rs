@@ -10,6 +10,7 @@ pub mod root;
 pub mod secrets;
 pub mod squad;
 pub mod store;
+pub mod tools;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -9,6 +9,7 @@ mod m20261123_000003_gateway;
 mod m20261123_000004_gateway_agents;
 mod m20261123_000005_conversations;
 mod m20261128_000006_knowledge;
+mod m20261129_000007_tools;
 mod util;
 
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000004_gateway_agents::Migration),
             Box::new(m20261123_000005_conversations::Migration),
             Box::new(m20261128_000006_knowledge::Migration),
+            Box::new(m20261129_000007_tools::Migration),
         ]
     }
 }

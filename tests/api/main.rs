@@ -13,4 +13,5 @@ mod mc_notify;
 mod mc_setup;
 mod ops;
 mod tokens;
+mod tools;
 mod upstream;

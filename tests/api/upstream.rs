@@ -5,6 +5,9 @@
 //! bags of words, so texts that share words are near), `embed-flaky` (`embed-words` that
 //! answers every other call with a 429), `embed-slow` (`embed-words` after 150 ms),
 //! `embed-refused` (always a 400) and `embed-refused-once` (a 400 the first time only).
+//! Tool models (not streamed): `tool-caller` reads a last user message `call NAME {ARGS}` and
+//! proposes that tool call, then answers with the tool results it was given; `tool-looper`
+//! proposes it again every time, until told `tool_choice: none`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -96,6 +99,42 @@ fn reply(body: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The tool models' answer: a tool call, or the tool results they were given.
+fn tool_reply(model: &str, body: &Value) -> Option<Value> {
+    if model != "tool-caller" && model != "tool-looper" {
+        return None;
+    }
+    let messages = body["messages"].as_array().cloned().unwrap_or_default();
+    let results: Vec<String> = messages
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .map(|m| m["content"].as_str().unwrap_or("").to_owned())
+        .collect();
+    let last_user = messages
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "user")
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or("");
+    let again = model == "tool-looper" || messages.last().is_some_and(|m| m["role"] == "user");
+    if body["tool_choice"] != "none" && again {
+        if let Some(call) = last_user.strip_prefix("call ") {
+            let (name, arguments) = call.split_once(' ').unwrap_or((call, "{}"));
+            return Some(json!({
+                "role": "assistant", "content": null,
+                "tool_calls": [{
+                    "id": format!("call_{}", results.len()), "type": "function",
+                    "function": { "name": name, "arguments": arguments },
+                }],
+            }));
+        }
+    }
+    Some(json!({
+        "role": "assistant",
+        "content": format!("{} tool results: {}", results.len(), results.join(" | ")),
+    }))
+}
+
 fn chunk(model: &str, delta: Value, finish: Value) -> String {
     let chunk = json!({
         "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": model,
@@ -139,6 +178,19 @@ async fn chat(
             return error(StatusCode::INTERNAL_SERVER_ERROR, "too late");
         }
         _ => {}
+    }
+    if let Some(message) = tool_reply(&model, &body) {
+        let finish = if message["tool_calls"].is_null() {
+            "stop"
+        } else {
+            "tool_calls"
+        };
+        return Json(json!({
+            "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": model,
+            "choices": [{ "index": 0, "message": message, "finish_reason": finish }],
+            "usage": { "prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8 },
+        }))
+        .into_response();
     }
     let words = reply(&body);
     let usage = json!({ "prompt_tokens": 7, "completion_tokens": words.len(), "total_tokens": 7 + words.len() });

@@ -79,7 +79,7 @@ pub async fn add_message(
     conversation: &conversation::Model,
     role: &str,
     content: &str,
-    usage: Option<Value>,
+    (usage, steps): (Option<Value>, Option<Value>),
 ) -> Result<message::Model, DbErr> {
     let now = Utc::now();
     let message = message::ActiveModel {
@@ -88,6 +88,7 @@ pub async fn add_message(
         role: Set(role.to_owned()),
         content: Set(content.to_owned()),
         usage: Set(usage),
+        steps: Set(steps),
         created_at: Set(now),
     }
     .insert(db)

@@ -14,6 +14,7 @@ pub mod orgs;
 pub mod squads;
 pub mod tasks;
 pub mod tokens;
+pub mod tools;
 
 use std::time::Duration;
 

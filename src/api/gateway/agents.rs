@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use squadron_actors::domain::{AgentSpec, LlmSettings};
 use squadron_actors::squad::SquadMsg;
-use squadron_actors::store::{self, entity::agent, gateway, knowledge as kb};
+use squadron_actors::store::{self, entity::agent, gateway, knowledge as kb, tools as store_tools};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -43,6 +43,9 @@ pub struct AddAgent {
     /// Knowledge bases (vector store ids or names) searched for each chat turn.
     #[serde(default, alias = "knowledge")]
     knowledge_bases: Vec<String>,
+    /// MCP tools it may use: `server` (all its tools) or `server/tool`.
+    #[serde(default)]
+    tools: Vec<String>,
     /// Defaults for temperature, top_p, max_tokens, presence_penalty, frequency_penalty, stop.
     #[serde(flatten)]
     #[schema(value_type = Object)]
@@ -60,6 +63,8 @@ pub struct AgentView {
     squad_id: Uuid,
     /// The vector stores it consults.
     knowledge_bases: Vec<String>,
+    /// The MCP tools it may use: `server` (all its tools) or `server/tool`.
+    tools: Vec<String>,
     created_at: DateTime<Utc>,
 }
 
@@ -67,6 +72,7 @@ impl AgentView {
     pub fn new(a: agent::Model, model: Option<String>) -> AgentView {
         AgentView {
             knowledge_bases: Vec::new(),
+            tools: Vec::new(),
             id: a.id,
             name: a.name,
             model,
@@ -102,8 +108,10 @@ pub async fn index(
     for a in agents {
         let model = a.model_id.and_then(|id| names.get(&id).cloned());
         let bases = knowledge_of(&state, a.id).await?;
+        let tools = tools_of(&state, a.id).await?;
         views.push(AgentView {
             knowledge_bases: bases,
+            tools,
             ..AgentView::new(a, model)
         });
     }
@@ -140,6 +148,7 @@ pub async fn add(
             bases.push(store.id);
         }
     }
+    let tools = grants(&state, caller.org_id, &body.tools).await?;
     let mut spec = AgentSpec::parse(
         &body.name,
         Some("Gateway agent"),
@@ -176,9 +185,11 @@ pub async fn add(
         .call_squad(squad.id, |reply| SquadMsg::AddAgent(spec.clone(), reply))
         .await??;
     kb::set_agent_knowledge(state.db(), agent.id, &bases).await?;
+    store_tools::set_agent_tools(state.db(), agent.id, &tools).await?;
     let knowledge_bases = knowledge_of(&state, agent.id).await?;
     Ok(axum::Json(AgentView {
         knowledge_bases,
+        tools: tools_of(&state, agent.id).await?,
         ..AgentView::new(agent, Some(model.name.clone()))
     }))
 }
@@ -188,6 +199,48 @@ async fn knowledge_of(state: &AppState, agent_id: Uuid) -> Result<Vec<String>, A
         .await?
         .into_iter()
         .map(|s| store_id(s.id))
+        .collect())
+}
+
+/// Resolves `server` and `server/tool` against the account's MCP servers. A named tool need
+/// not be listed yet (its server may be down); the server must exist.
+async fn grants(
+    state: &AppState,
+    org_id: Uuid,
+    refs: &[String],
+) -> Result<Vec<(Uuid, String)>, ApiError> {
+    if refs.len() > 100 {
+        return Err(ApiError::Validation("at most 100 tools".into()));
+    }
+    let mut grants = Vec::new();
+    for reference in refs {
+        let (server, tool) = match reference.trim().split_once('/') {
+            Some((server, tool)) if !tool.is_empty() => (server, tool),
+            _ => (reference.trim(), store_tools::ALL_TOOLS),
+        };
+        let server = store_tools::server_by_name(state.db(), org_id, server)
+            .await?
+            .ok_or_else(|| {
+                ApiError::Validation(format!(
+                    "tools: no MCP server named {server:?} in this account"
+                ))
+            })?;
+        let grant = (server.id, tool.to_owned());
+        if !grants.contains(&grant) {
+            grants.push(grant);
+        }
+    }
+    Ok(grants)
+}
+
+async fn tools_of(state: &AppState, agent_id: Uuid) -> Result<Vec<String>, ApiError> {
+    Ok(store_tools::agent_tools(state.db(), agent_id)
+        .await?
+        .into_iter()
+        .map(|(grant, server)| match grant.tool.as_str() {
+            store_tools::ALL_TOOLS => server.name,
+            tool => format!("{}/{tool}", server.name),
+        })
         .collect())
 }
 

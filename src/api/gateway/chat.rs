@@ -17,6 +17,7 @@ use squadron_actors::squad::SquadMsg;
 use squadron_actors::store::{entity::agent, entity::model, gateway};
 use uuid::Uuid;
 
+use super::tool_calls::{self, Toolbox};
 use super::upstream::Upstream;
 use crate::api::extract::Json;
 use crate::auth::OrgAuth;
@@ -206,23 +207,26 @@ impl Mirror {
     pub(crate) fn finish(&mut self, outcome: &str) {
         self.flush();
         self.done = true;
-        let name = self.agent["name"].as_str().unwrap_or_default().to_owned();
-        let event = json!({
-            "message": format!("{name} answered a chat ({outcome})"),
-            "by": self.agent,
-            "agent": self.agent,
-            "completion_id": self.completion_id,
-            "outcome": outcome,
-            "usage": self.usage,
-        });
+        self.record(
+            "agent.completion.finished",
+            &format!("answered a chat ({outcome})"),
+            json!({ "outcome": outcome, "usage": self.usage }),
+        );
+    }
+
+    /// Stores an event of this completion on the squad (its activity feed shows `what`,
+    /// after the agent's name) and sends it to the squad's subscribers.
+    pub(crate) fn record(&self, kind: &'static str, what: &str, mut data: Value) {
+        let name = self.agent["name"].as_str().unwrap_or_default();
+        data["message"] = json!(format!("{name} {what}"));
+        data["by"] = self.agent.clone();
+        data["agent"] = self.agent.clone();
+        data["completion_id"] = json!(self.completion_id);
         let core = self.state.core.clone();
         let squad_id = self.squad_id;
         tokio::spawn(async move {
             let _ = core
-                .cast_squad(
-                    squad_id,
-                    SquadMsg::Record(vec![("agent.completion.finished", event)]),
-                )
+                .cast_squad(squad_id, SquadMsg::Record(vec![(kind, data)]))
                 .await;
         });
     }
@@ -294,6 +298,31 @@ pub async fn completions(
     let upstream = Upstream::load(&state, caller.org_id, model.provider_id).await?;
     body["model"] = Value::String(model.upstream_model.clone());
     let wants_usage = body["stream_options"]["include_usage"].as_bool() == Some(true);
+    let toolbox = match &agent {
+        Some(agent) => Toolbox::of(&state, agent).await?,
+        None => None,
+    };
+    if let (Some(toolbox), Some(mirror)) = (&toolbox, &mut mirror) {
+        let turn = tool_calls::run(&state, toolbox, &upstream, (&name, body), mirror).await?;
+        count(&name, StatusCode::OK);
+        mirror.completed(&turn.completion);
+        let mut completion = turn.completion;
+        if !stream {
+            if !sources.is_empty() {
+                completion["sources"] = Value::Array(sources);
+            }
+            return Ok(axum::Json(completion).into_response());
+        }
+        let mut out = String::new();
+        if !sources.is_empty() {
+            out.push_str(&sources_chunk(&name, sources));
+        }
+        for chunk in tool_calls::as_chunks(&completion, wants_usage) {
+            out.push_str(&format!("data: {chunk}\n\n"));
+        }
+        out.push_str("data: [DONE]\n\n");
+        return Ok(sse(Body::from(out)));
+    }
     if stream {
         body["stream_options"] = json!({ "include_usage": true });
     }
@@ -399,17 +428,7 @@ fn relay(model: String, provider: String, response: reqwest::Response, relay: Re
     let chunks = async_stream::stream! {
         let _in_flight = InFlight::new();
         if !sources.is_empty() {
-            // Like the usage chunk, a chunk without choices: clients that know it read it,
-            // the others skip it.
-            let chunk = json!({
-                "id": format!("chatcmpl-sources-{}", Uuid::new_v4().simple()),
-                "object": "chat.completion.chunk",
-                "created": chrono::Utc::now().timestamp(),
-                "model": model,
-                "choices": [],
-                "sources": sources,
-            });
-            yield Ok::<Bytes, std::io::Error>(Bytes::from(format!("data: {chunk}\n\n")));
+            yield Ok::<Bytes, std::io::Error>(Bytes::from(sources_chunk(&model, sources)));
         }
         let mut first = true;
         let mut ended = false;
@@ -472,11 +491,30 @@ fn relay(model: String, provider: String, response: reqwest::Response, relay: Re
             }
         }
     };
+    sse(Body::from_stream(chunks))
+}
+
+/// An SSE response of chat completion chunks.
+fn sse(body: Body) -> Response {
     Response::builder()
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header(header::CACHE_CONTROL, "no-cache")
-        .body(Body::from_stream(chunks))
+        .body(body)
         .expect("static headers are valid")
+}
+
+/// The chunk that names the files an agent's knowledge excerpts came from. Like the usage
+/// chunk, it has no choices: clients that know it read it, the others skip it.
+fn sources_chunk(model: &str, sources: Vec<Value>) -> String {
+    let chunk = json!({
+        "id": format!("chatcmpl-sources-{}", Uuid::new_v4().simple()),
+        "object": "chat.completion.chunk",
+        "created": chrono::Utc::now().timestamp(),
+        "model": model,
+        "choices": [],
+        "sources": sources,
+    });
+    format!("data: {chunk}\n\n")
 }
 
 /// Counts a stream in `squadron_gateway_streams_in_flight` while held.

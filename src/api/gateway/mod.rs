@@ -7,5 +7,7 @@ pub mod embeddings;
 pub mod models;
 pub mod providers;
 pub mod routes;
+pub mod servers;
+pub mod tool_calls;
 pub mod upstream;
 pub mod utilities;

@@ -30,7 +30,7 @@ pub fn list<T>(data: Vec<T>) -> axum::Json<List<T>> {
 }
 
 /// Shows enough of a secret to recognise it, never enough to use it.
-fn mask(secret: &str) -> String {
+pub(crate) fn mask(secret: &str) -> String {
     let chars: Vec<char> = secret.chars().collect();
     if chars.len() <= 12 {
         return "****".into();
@@ -83,7 +83,7 @@ pub async fn index(
     ))
 }
 
-fn name(field: &str, raw: &str) -> Result<String, ApiError> {
+pub(crate) fn name(field: &str, raw: &str) -> Result<String, ApiError> {
     let name = raw.trim();
     let ok = !name.is_empty()
         && name.len() <= 100

@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::api::envelope::{data, list, page, Data};
 use crate::api::extract::{Json, Path, Query};
 use crate::api::gateway::chat::{agent_turn, record_usage};
+use crate::api::gateway::tool_calls::{self, Toolbox};
 use crate::api::gateway::upstream::Upstream;
 use crate::auth::OrgAuth;
 use crate::error::ApiError;
@@ -62,6 +63,10 @@ pub struct MessageView {
     content: String,
     #[schema(value_type = Option<Object>)]
     usage: Option<Value>,
+    /// The tool calls and results that led to an agent's reply, as OpenAI messages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    steps: Option<Value>,
     created_at: DateTime<Utc>,
 }
 
@@ -72,9 +77,23 @@ impl From<message::Model> for MessageView {
             role: m.role,
             content: m.content,
             usage: m.usage,
+            steps: m.steps,
             created_at: m.created_at,
         }
     }
+}
+
+/// A conversation's messages as the model sees them: each reply after the tool calls and
+/// results that led to it.
+fn history_for_model(history: &[message::Model]) -> Vec<Value> {
+    let mut messages = Vec::new();
+    for m in history {
+        if let Some(Value::Array(steps)) = &m.steps {
+            messages.extend(steps.iter().cloned());
+        }
+        messages.push(json!({ "role": m.role, "content": m.content }));
+    }
+    messages
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -145,42 +164,75 @@ pub async fn chat(
         }
     };
     let history = conversations::messages(state.db(), conversation.id, HISTORY).await?;
-    conversations::add_message(state.db(), &conversation, "user", &text, None).await?;
-    let mut messages: Vec<Value> = history
-        .iter()
-        .map(|m| json!({ "role": m.role, "content": m.content }))
-        .collect();
+    conversations::add_message(state.db(), &conversation, "user", &text, (None, None)).await?;
+    let mut messages = history_for_model(&history);
     messages.push(json!({ "role": "user", "content": text }));
     let mut body = json!({ "model": model.upstream_model, "messages": messages });
     let (mut mirror, sources) = agent_turn(&state, &agent, &mut body, input.stream).await?;
     let upstream = Upstream::load(&state, caller.org_id, model.provider_id).await?;
 
-    if !input.stream {
-        let request = upstream
-            .request(&state, reqwest::Method::POST, "chat/completions")
-            .json(&body);
-        let completion: Value = upstream
-            .send(request)
-            .await?
-            .json()
-            .await
-            .map_err(|e| upstream.transport_error(e))?;
+    // An agent with tools answers after its tool calls (not streamed upstream); without,
+    // a plain reply is not streamed either.
+    let toolbox = Toolbox::of(&state, &agent).await?;
+    if toolbox.is_some() || !input.stream {
+        let (completion, steps) = match &toolbox {
+            Some(toolbox) => {
+                let turn =
+                    tool_calls::run(&state, toolbox, &upstream, (&model.name, body), &mirror)
+                        .await?;
+                (turn.completion, turn.transcript)
+            }
+            None => {
+                let request = upstream
+                    .request(&state, reqwest::Method::POST, "chat/completions")
+                    .json(&body);
+                let completion: Value = upstream
+                    .send(request)
+                    .await?
+                    .json()
+                    .await
+                    .map_err(|e| upstream.transport_error(e))?;
+                record_usage(&model.name, &completion["usage"]);
+                (completion, Vec::new())
+            }
+        };
         let content = completion["choices"][0]["message"]["content"]
             .as_str()
             .unwrap_or("")
             .to_owned();
-        record_usage(&model.name, &completion["usage"]);
         mirror.completed(&completion);
         let usage = Some(completion["usage"].clone()).filter(|u| !u.is_null());
+        let stored = (usage.clone(), (!steps.is_empty()).then(|| json!(steps)));
         let reply =
-            conversations::add_message(state.db(), &conversation, "assistant", &content, usage)
+            conversations::add_message(state.db(), &conversation, "assistant", &content, stored)
                 .await?;
-        return Ok(data(ChatReply {
-            conversation_id: conversation.id,
-            message: reply.into(),
-            sources,
-        })
-        .into_response());
+        if !input.stream {
+            return Ok(data(ChatReply {
+                conversation_id: conversation.id,
+                message: reply.into(),
+                sources,
+            })
+            .into_response());
+        }
+        // The same SSE events as a streamed reply, with a `step` event per tool call and
+        // result before the answer's one delta.
+        let mut events = vec![Event::default()
+            .event("conversation")
+            .data(json!({ "conversation_id": conversation.id, "sources": sources }).to_string())];
+        for step in &steps {
+            events.push(Event::default().event("step").data(step.to_string()));
+        }
+        events.push(
+            Event::default()
+                .event("delta")
+                .data(json!({ "content": content }).to_string()),
+        );
+        events.push(Event::default().event("done").data(
+            json!({ "conversation_id": conversation.id, "message_id": reply.id, "usage": usage })
+                .to_string(),
+        ));
+        let stream = futures::stream::iter(events.into_iter().map(Ok::<Event, Infallible>));
+        return Ok(Sse::new(stream).into_response());
     }
 
     body["stream"] = json!(true);
@@ -219,7 +271,7 @@ pub async fn chat(
         }
         let usage = Some(mirror.usage.clone()).filter(|u| !u.is_null());
         mirror.finish("completed");
-        match conversations::add_message(&db, &conversation, "assistant", &content, usage.clone()).await {
+        match conversations::add_message(&db, &conversation, "assistant", &content, (usage.clone(), None)).await {
             Ok(reply) => yield Ok(Event::default().event("done").data(json!({
                 "conversation_id": conversation.id, "message_id": reply.id, "usage": usage,
             }).to_string())),

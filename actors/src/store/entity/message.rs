@@ -10,6 +10,8 @@ pub struct Model {
     pub role: String,
     pub content: String,
     pub usage: Option<Json>,
+    /// The tool calls and results that led to this (assistant) message, as OpenAI messages.
+    pub steps: Option<Json>,
     pub created_at: DateTimeUtc,
 }
 

@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod agent_knowledge;
+pub mod agent_tool;
 pub mod api_token;
 pub mod chunk;
 pub mod comment;
@@ -10,6 +11,7 @@ pub mod document;
 pub mod event;
 pub mod file;
 pub mod file_batch;
+pub mod mcp_server;
 pub mod message;
 pub mod model;
 pub mod notification;
