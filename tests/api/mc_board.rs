@@ -101,7 +101,10 @@ async fn a_task_moves_through_every_status_and_the_feed_tells_it() {
     assert_eq!(feed.as_array().unwrap().len(), 3);
     assert_eq!(feed[0]["type"], "task_updated");
     assert_eq!(feed[1]["type"], "task_status_changed");
-    assert_eq!(feed[1]["message"], "Writer moved task to done");
+    assert_eq!(
+        feed[1]["message"],
+        "Writer moved \"Write blog post\" to done"
+    );
     assert_eq!(feed[1]["agent"]["name"], "Writer");
     assert_eq!(feed[1]["task"]["id"], id);
     let res = app

@@ -278,7 +278,12 @@ impl SquadState {
             events.push((
                 "task.status_changed",
                 json!({
-                    "message": format!("{} moved task to {status}", by.name()),
+                    "message": format!(
+                        "{} moved \"{}\" to {}",
+                        by.name(),
+                        task.title,
+                        status.replace('_', " ")
+                    ),
                     "by": by.json(),
                     "task": task_brief(&task),
                     "from": before.status,

@@ -155,6 +155,9 @@ pub struct SquadView {
     name: String,
     description: Option<String>,
     workflow: Option<String>,
+    /// The organization's default squad: gateway agents join it, and knowledge ingest news
+    /// is published on it.
+    is_default: bool,
     created_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
     agents: Option<Vec<AgentView>>,
@@ -179,6 +182,7 @@ impl From<squad::Model> for SquadView {
             name: s.name,
             description: s.description,
             workflow: s.workflow,
+            is_default: s.is_default,
             created_at: s.created_at,
             agents: None,
             setup_url: None,
