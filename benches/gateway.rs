@@ -8,19 +8,23 @@
 //!
 //! - The fake upstream (an axum app on a tokio runtime of its own, one worker thread) answers
 //!   `POST /v1/chat/completions`: with `stream: true`, 200 content chunks in OpenAI's chunk
-//!   format, one every 1 ms on a fixed schedule (chunk i at i ms after the request; a late
-//!   chunk is sent at once), then a usage chunk if `stream_options.include_usage`, then
-//!   `data: [DONE]`; otherwise a small JSON completion at once.
+//!   format, one every 20 ms (`--token-ms`; 50 tokens/s, a fast hosted model's pace) on a
+//!   fixed schedule (chunk i at i × 20 ms after the request; a late chunk is sent at once),
+//!   then a usage chunk if `stream_options.include_usage`, then `data: [DONE]`; otherwise a
+//!   small JSON completion at once.
 //! - Squadron runs on the main runtime, which the load generator shares, with SQLite in a
 //!   temporary directory and rate limits off. The fake is registered as provider `fake`,
 //!   and model `bench` maps to its `fake-model`.
-//! - Streaming: for C = 1, 100 and 1,000 (`--quick`: 1 and 100) concurrent streams, rounds
-//!   of C clients released at once, each making one streaming request. Rounds alternate
-//!   between the two paths, never both at once: C clients straight to the upstream (model
-//!   `fake-model`), then C clients through Squadron (model `bench`), and so on. One warm-up
-//!   round of each path first fills the connection pools. Each request records its time to
-//!   first token (until the first `data:` chunk with content arrives) and its total time
-//!   (until `data: [DONE]` arrives). Added = Squadron's percentile minus direct's.
+//! - Streaming: for C = 1, 100 and 1,000 (`--quick`: 1 and 100) concurrent streams, C
+//!   clients each stream back to back, so C streams are open at every moment. Their first
+//!   requests are spread over one stream's length, so requests arrive steadily, not in a
+//!   burst. Requests sent in the first stream's length (plus 1 s) warm up and are not
+//!   counted; then requests are counted for a window (12 s, or longer at small C so that at
+//!   least 20 complete). The two paths take turns, never both at once: half a window
+//!   straight to the upstream (model `fake-model`), half through Squadron (model `bench`),
+//!   and again. Each request records its time to first token (until the first `data:` chunk
+//!   with content arrives) and its total time (until `data: [DONE]` arrives). Added =
+//!   Squadron's percentile minus direct's.
 //! - Non-streaming: 64 clients send requests back to back for 3 s (after 0.5 s of warm-up),
 //!   straight to the upstream, then through Squadron.
 //!
@@ -35,6 +39,7 @@ use common::{percentile, rss_kib, Table};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,24 +57,29 @@ use serde_json::{json, Value};
 use squadron::config::Config;
 use squadron::startup;
 use tokio::runtime::Runtime;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::{timeout, Instant, MissedTickBehavior};
 
-const USAGE: &str = "usage: cargo bench --bench gateway -- [--quick]";
+const USAGE: &str = "usage: cargo bench --bench gateway -- [--quick] [--token-ms N]";
 
 /// Concurrent streams per round.
 const CONCURRENCY: [usize; 3] = [1, 100, 1_000];
 const QUICK_CONCURRENCY: [usize; 2] = [1, 100];
-/// Content chunks per streamed completion, and their pace.
+/// Content chunks per streamed completion, and their pace (`--token-ms`, default 20).
 const TOKENS: usize = 200;
-const TOKEN_EVERY: Duration = Duration::from_millis(1);
+static TOKEN_EVERY_MS: AtomicU64 = AtomicU64::new(20);
+
+fn token_every() -> Duration {
+    Duration::from_millis(TOKEN_EVERY_MS.load(Ordering::Relaxed))
+}
 /// Rounds per path for C concurrent streams: enough for about this many samples...
-const TARGET_SAMPLES: usize = 100;
-const QUICK_TARGET_SAMPLES: usize = 30;
+/// How long requests are counted per C and path (halved, twice), and how many must complete.
+const WINDOW: Duration = Duration::from_secs(12);
+const QUICK_WINDOW: Duration = Duration::from_secs(4);
+const MIN_SAMPLES: usize = 20;
+const QUICK_MIN_SAMPLES: usize = 6;
 /// ... and at least this many.
-const MIN_ROUNDS: usize = 2;
-const QUICK_MIN_ROUNDS: usize = 1;
 /// Non-streaming load.
 const RPS_CLIENTS: usize = 64;
 const RPS_WARM_UP: Duration = Duration::from_millis(500);
@@ -90,9 +100,17 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let mut quick = false;
-    for arg in args.iter().filter(|a| *a != "--bench") {
+    let mut rest = args.iter().filter(|a| *a != "--bench");
+    while let Some(arg) = rest.next() {
         match arg.as_str() {
             "--quick" => quick = true,
+            "--token-ms" => match rest.next().and_then(|n| n.parse::<u64>().ok()) {
+                Some(ms) if ms > 0 => TOKEN_EVERY_MS.store(ms, Ordering::Relaxed),
+                _ => {
+                    eprintln!("--token-ms takes a whole number of milliseconds\n{USAGE}");
+                    return ExitCode::from(2);
+                }
+            },
             other => {
                 eprintln!("unknown argument {other:?}\n{USAGE}");
                 return ExitCode::from(2);
@@ -135,8 +153,8 @@ fn main() -> ExitCode {
 
 struct Options {
     concurrency: Vec<usize>,
-    target_samples: usize,
-    min_rounds: usize,
+    window: Duration,
+    min_samples: usize,
 }
 
 impl Options {
@@ -144,14 +162,14 @@ impl Options {
         if quick {
             Options {
                 concurrency: QUICK_CONCURRENCY.to_vec(),
-                target_samples: QUICK_TARGET_SAMPLES,
-                min_rounds: QUICK_MIN_ROUNDS,
+                window: QUICK_WINDOW,
+                min_samples: QUICK_MIN_SAMPLES,
             }
         } else {
             Options {
                 concurrency: CONCURRENCY.to_vec(),
-                target_samples: TARGET_SAMPLES,
-                min_rounds: MIN_ROUNDS,
+                window: WINDOW,
+                min_samples: MIN_SAMPLES,
             }
         }
     }
@@ -160,8 +178,10 @@ impl Options {
         self.concurrency.iter().copied().max().unwrap_or(1)
     }
 
-    fn rounds(&self, c: usize) -> usize {
-        self.target_samples.div_ceil(c).max(self.min_rounds)
+    /// The counting window at C streams: long enough for `min_samples` to complete.
+    fn window(&self, c: usize) -> Duration {
+        let enough = stream_length() * (self.min_samples.div_ceil(c) as u32 + 1);
+        self.window.max(enough)
     }
 }
 
@@ -197,7 +217,7 @@ async fn run(options: Options, upstream_runtime: &Runtime) -> anyhow::Result<()>
 
     let mut ttft = Table::new(&[
         "C",
-        "rounds",
+        "window s",
         "streams",
         "errors d/s",
         "direct p50",
@@ -218,15 +238,16 @@ async fn run(options: Options, upstream_runtime: &Runtime) -> anyhow::Result<()>
         "added p99",
     ]);
     for &c in &options.concurrency {
-        let rounds = options.rounds(c);
-        eprintln!("streams C={c}: warm-up, then {rounds} rounds per path");
-        stream_round(&direct, c).await;
-        stream_round(&squadron, c).await;
+        let window = options.window(c);
+        eprintln!(
+            "streams C={c}: per path, twice: warm-up, then {:.0} s counted",
+            window.as_secs_f64() / 2.0
+        );
         let mut d = Streams::default();
         let mut s = Streams::default();
-        for _ in 0..rounds {
-            d.extend(stream_round(&direct, c).await);
-            s.extend(stream_round(&squadron, c).await);
+        for _ in 0..2 {
+            d.extend(steady(&direct, c, window / 2).await);
+            s.extend(steady(&squadron, c, window / 2).await);
         }
         d.sort();
         s.sort();
@@ -235,7 +256,7 @@ async fn run(options: Options, upstream_runtime: &Runtime) -> anyhow::Result<()>
         let rss = rss_kib();
         ttft.push(vec![
             c.to_string(),
-            rounds.to_string(),
+            format!("{:.0}", window.as_secs_f64()),
             format!("{}/{}", d.ttft.len(), s.ttft.len()),
             format!("{}/{}", d.errors.len(), s.errors.len()),
             ms(percentile(&d.ttft, 0.50)),
@@ -295,8 +316,8 @@ async fn run(options: Options, upstream_runtime: &Runtime) -> anyhow::Result<()>
     server.stop().await?;
 
     println!(
-        "\n## streaming, time to first token (ms): rounds of C concurrent streams, alternating direct / through Squadron; {TOKENS} chunks, one per {} ms\n",
-        TOKEN_EVERY.as_millis()
+        "\n## streaming, time to first token (ms): C streams open at every moment, direct and through Squadron in turns; {TOKENS} chunks, one per {} ms\n",
+        token_every().as_millis()
     );
     ttft.print();
     println!(
@@ -392,30 +413,50 @@ impl Streams {
     }
 }
 
-/// C clients, released at once, each making one streaming request.
-async fn stream_round(target: &Arc<Target>, c: usize) -> Streams {
-    let (go, ready) = watch::channel(false);
-    let clients: Vec<JoinHandle<Result<Sample, String>>> = (0..c)
-        .map(|_| {
+/// How long one stream takes at the upstream's pace.
+fn stream_length() -> Duration {
+    token_every() * TOKENS as u32
+}
+
+/// C clients streaming back to back, so C streams are open at every moment. Their first
+/// requests are spread over one stream's length, so requests arrive steadily. Requests sent
+/// during the warm-up (one stream's length, plus a second) are not counted, nor any sent
+/// after `window`.
+async fn steady(target: &Arc<Target>, c: usize, window: Duration) -> Streams {
+    let start = Instant::now();
+    let counted_from = start + stream_length() + Duration::from_secs(1);
+    let counted_until = counted_from + window;
+    let clients: Vec<JoinHandle<Streams>> = (0..c)
+        .map(|i| {
             let target = target.clone();
-            let mut ready = ready.clone();
+            let first = start + stream_length().mul_f64(i as f64 / c as f64);
             tokio::spawn(async move {
-                let _ = ready.wait_for(|go| *go).await;
-                one_stream(&target).await
+                tokio::time::sleep_until(first).await;
+                let mut streams = Streams::default();
+                loop {
+                    let sent = Instant::now();
+                    if sent >= counted_until {
+                        return streams;
+                    }
+                    let result = one_stream(&target).await;
+                    if sent < counted_from {
+                        continue;
+                    }
+                    match result {
+                        Ok(sample) => {
+                            streams.ttft.push(sample.ttft);
+                            streams.total.push(sample.total);
+                        }
+                        Err(error) => streams.errors.push(error),
+                    }
+                }
             })
         })
         .collect();
-    // Let every client reach the start line.
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let _ = go.send(true);
     let mut streams = Streams::default();
     for client in clients {
         match client.await {
-            Ok(Ok(sample)) => {
-                streams.ttft.push(sample.ttft);
-                streams.total.push(sample.total);
-            }
-            Ok(Err(error)) => streams.errors.push(error),
+            Ok(client) => streams.extend(client),
             Err(join) => streams.errors.push(format!("client task failed: {join}")),
         }
     }
@@ -657,8 +698,8 @@ async fn fake_chat(
     }
     let include_usage = body["stream_options"]["include_usage"].as_bool() == Some(true);
     let chunks = async_stream::stream! {
-        // Chunk i goes at i ms: the first at once, a late one as soon as possible.
-        let mut pace = tokio::time::interval(TOKEN_EVERY);
+        // Chunk i goes at i paces: the first at once, a late one as soon as possible.
+        let mut pace = tokio::time::interval(token_every());
         pace.set_missed_tick_behavior(MissedTickBehavior::Burst);
         for token in &canned.tokens {
             pace.tick().await;

@@ -361,17 +361,21 @@ pub async fn completions(
         }
         return Ok(axum::Json(completion).into_response());
     }
-    Ok(relay(
-        name,
-        upstream.name.clone(),
-        response,
-        Relay {
-            wants_usage,
-            started,
-            mirror,
-            sources,
-        },
-    ))
+    let relay_options = Relay {
+        wants_usage,
+        started,
+        mirror,
+        sources,
+    };
+    if relay_options.mirror.is_none() && relay_options.sources.is_empty() {
+        return Ok(relay_frames(
+            name,
+            upstream.name.clone(),
+            response,
+            relay_options,
+        ));
+    }
+    Ok(relay(name, upstream.name.clone(), response, relay_options))
 }
 
 /// What the relay reads of a chunk: its delta's text (for an agent's mirror) and its usage.
@@ -517,6 +521,96 @@ fn sources_chunk(model: &str, sources: Vec<Value>) -> String {
     format!("data: {chunk}\n\n")
 }
 
+/// Relays a model's stream (no agent to mirror) frame by frame without parsing it: each
+/// frame's bytes go out as they came, and only the usage frame is read (to record it, and to
+/// drop it unless the client asked for it). Frames end with a blank line, `\n\n` or
+/// `\r\n\r\n`. A broken upstream stream ends ours with an OpenAI error object.
+fn relay_frames(
+    model: String,
+    provider: String,
+    response: reqwest::Response,
+    relay: Relay,
+) -> Response {
+    let Relay {
+        wants_usage,
+        started,
+        ..
+    } = relay;
+    let mut body = response.bytes_stream();
+    let chunks = async_stream::stream! {
+        let _in_flight = InFlight::new();
+        let mut first = true;
+        let mut pending = bytes::BytesMut::new();
+        while let Some(read) = body.next().await {
+            let read = match read {
+                Ok(read) => read,
+                Err(err) => {
+                    let error = json!({ "error": {
+                        "message": format!("provider {provider} broke off the stream: {err}"),
+                        "type": "server_error", "param": null, "code": "upstream_error",
+                    }});
+                    yield Ok::<Bytes, std::io::Error>(Bytes::from(format!("data: {error}\n\n")));
+                    break;
+                }
+            };
+            if first {
+                first = false;
+                metrics::histogram!("squadron_gateway_time_to_first_token_seconds", "model" => model.clone())
+                    .record(started.elapsed().as_secs_f64());
+            }
+            pending.extend_from_slice(&read);
+            // The complete frames of this read go out in one write; the rest waits.
+            let mut out = bytes::BytesMut::new();
+            while let Some(end) = frame_end(&pending) {
+                let frame = pending.split_to(end);
+                if let Some((usage, has_choices)) = usage_of(&frame) {
+                    record_usage(&model, &usage);
+                    if !wants_usage && !has_choices {
+                        continue;
+                    }
+                }
+                if out.is_empty() {
+                    out = frame;
+                } else {
+                    out.unsplit(frame);
+                }
+            }
+            if !out.is_empty() {
+                yield Ok(out.freeze());
+            }
+        }
+        if !pending.is_empty() {
+            yield Ok(pending.freeze());
+        }
+    };
+    sse(Body::from_stream(chunks))
+}
+
+/// Where the first complete SSE frame of `buffer` ends (after its blank line), if one has.
+fn frame_end(buffer: &[u8]) -> Option<usize> {
+    let lf = memchr::memmem::find(buffer, b"\n\n").map(|at| at + 2);
+    let crlf = memchr::memmem::find(buffer, b"\r\n\r\n").map(|at| at + 4);
+    match (lf, crlf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The usage a frame's chunk carries, and whether it has choices too. Only a frame that names
+/// `"usage"` is parsed (in a chunk's text the quotes would be escaped).
+fn usage_of(frame: &[u8]) -> Option<(Value, bool)> {
+    memchr::memmem::find(frame, b"\"usage\"")?;
+    let text = std::str::from_utf8(frame).ok()?;
+    let data: String = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .map(|d| d.strip_prefix(' ').unwrap_or(d))
+        .collect();
+    let chunk: ChunkPeek = serde_json::from_str(&data).ok()?;
+    let usage = chunk.usage.filter(Value::is_object)?;
+    Some((usage, chunk.choices.is_some_and(|c| !c.is_empty())))
+}
+
 /// Counts a stream in `squadron_gateway_streams_in_flight` while held.
 struct InFlight;
 
@@ -530,5 +624,35 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         metrics::gauge!("squadron_gateway_streams_in_flight").decrement(1.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_end_at_a_blank_line_of_either_kind() {
+        assert_eq!(frame_end(b"data: {}\n\ndata: x"), Some(10));
+        assert_eq!(frame_end(b"data: {}\r\n\r\ndata: x\n\n"), Some(12));
+        assert_eq!(frame_end(b"data: {}\n"), None);
+    }
+
+    #[test]
+    fn only_chunks_with_usage_are_read_for_it() {
+        let usage_only = br#"data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}
+
+"#;
+        let (usage, has_choices) = usage_of(usage_only).unwrap();
+        assert_eq!(usage["completion_tokens"], 4);
+        assert!(!has_choices, "dropped unless the client asked for usage");
+        let last_content =
+            br#"data: {"choices":[{"delta":{"content":"hi"}}],"usage":{"prompt_tokens":1}}
+
+"#;
+        assert!(usage_of(last_content).unwrap().1, "relayed: it has content");
+        assert!(usage_of(br#"data: {"choices":[],"usage":null}"#).is_none());
+        // The word in a chunk's text is escaped, so it is not taken for the field.
+        assert!(usage_of(br#"data: {"choices":[{"delta":{"content":"\"usage\""}}]}"#).is_none());
     }
 }
