@@ -71,6 +71,10 @@ async fn add_stdio(app: &TestApp, name: &str, index: &str, pid_file: Option<&str
     assert_eq!(res.status(), 200, "stdio server added");
     let server = body(res).await;
     assert_eq!(server["transport"], "stdio");
+    assert!(
+        server["status"] == "connecting" || server["status"] == "connected",
+        "a new server is on its way up: {server}"
+    );
     assert_eq!(server["secrets"]["EVERYTHING_TOKEN"], "env...e-99");
     connected(app, name).await
 }

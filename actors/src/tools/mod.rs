@@ -129,8 +129,8 @@ pub enum CallError {
 }
 
 pub enum ToolsMsg {
-    /// Connect a server (replacing its running actor, if any).
-    Start(ServerSpec),
+    /// Connect a server (replacing its running actor, if any); replies once its actor runs.
+    Start(ServerSpec, ractor::RpcReplyPort<()>),
     /// Disconnect a server and forget it.
     Stop(Uuid),
 }
@@ -143,8 +143,13 @@ pub struct Tools {
 }
 
 impl Tools {
-    pub fn start_server(&self, spec: ServerSpec) {
-        let _ = self.supervisor.cast(ToolsMsg::Start(spec));
+    /// Starts the server's actor (which connects on its own); once this returns, its
+    /// status reads `connecting` or better.
+    pub async fn start_server(&self, spec: ServerSpec) {
+        let started = ractor::call_t!(self.supervisor, |reply| ToolsMsg::Start(spec, reply), 5_000);
+        if let Err(err) = started {
+            tracing::error!(error = %err, "the tools supervisor did not start a server");
+        }
     }
 
     pub fn stop_server(&self, id: Uuid) {
@@ -267,7 +272,10 @@ impl Actor for ToolsSupervisor {
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            ToolsMsg::Start(spec) => state.spawn(&myself, Arc::new(spec)).await,
+            ToolsMsg::Start(spec, reply) => {
+                state.spawn(&myself, Arc::new(spec)).await;
+                let _ = reply.send(());
+            }
             ToolsMsg::Stop(id) => {
                 if let Some((_, actor)) = state.servers.remove(&id) {
                     state.running.remove(&actor.get_id());

@@ -255,16 +255,7 @@ pub(crate) async fn complete_once(
         None => None,
     };
     let upstream = Upstream::load(state, org_id, model.provider_id).await?;
-    let request = upstream
-        .request(state, reqwest::Method::POST, "chat/completions")
-        .json(&body);
-    let completion: Value = upstream
-        .send(request)
-        .await?
-        .json()
-        .await
-        .map_err(|e| upstream.transport_error(e))?;
-    record_usage(name, &completion["usage"]);
+    let completion = upstream.complete(state, name, &body).await?;
     if let Some(mirror) = &mut mirror {
         mirror.completed(&completion);
     }

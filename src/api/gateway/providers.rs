@@ -98,6 +98,20 @@ pub(crate) fn name(field: &str, raw: &str) -> Result<String, ApiError> {
     Ok(name.to_owned())
 }
 
+/// 400 unless every name and value is a valid HTTP header.
+pub(crate) fn check_headers(headers: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    for (header, value) in headers {
+        if reqwest::header::HeaderName::from_bytes(header.as_bytes()).is_err()
+            || reqwest::header::HeaderValue::from_str(value).is_err()
+        {
+            return Err(ApiError::Validation(format!(
+                "header {header:?} is not a valid HTTP header"
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[derive(Deserialize, ToSchema)]
 pub struct AddProvider {
     #[serde(alias = "providerName")]
@@ -132,15 +146,7 @@ pub async fn add(
     if body.headers.len() > 20 {
         return Err(ApiError::Validation("at most 20 extra headers".into()));
     }
-    for (header, value) in &body.headers {
-        if reqwest::header::HeaderName::from_bytes(header.as_bytes()).is_err()
-            || reqwest::header::HeaderValue::from_str(value).is_err()
-        {
-            return Err(ApiError::Validation(format!(
-                "header {header:?} is not a valid HTTP header"
-            )));
-        }
-    }
+    check_headers(&body.headers)?;
     let new = gateway::NewProvider {
         name: provider_name.clone(),
         base_url,

@@ -15,7 +15,7 @@ use squadron_actors::tools::{ServerSpec, Transport};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::providers::{list, mask, name, ByName, List};
+use super::providers::{check_headers, list, mask, name, ByName, List};
 use crate::api::extract::Json;
 use crate::auth::OrgAuth;
 use crate::error::ApiError;
@@ -75,7 +75,7 @@ pub async fn connect_all(state: &AppState) -> Result<(), ApiError> {
             continue;
         }
         match spec_of(state, &server) {
-            Ok(spec) => state.tools.start_server(spec),
+            Ok(spec) => state.tools.start_server(spec).await,
             Err(err) => {
                 tracing::error!(server = %server.id, error = %err, "an MCP server cannot be connected")
             }
@@ -210,15 +210,7 @@ pub async fn add(
                     "command, args and env are for stdio servers".into(),
                 ));
             }
-            for (header, value) in &body.headers {
-                if reqwest::header::HeaderName::from_bytes(header.as_bytes()).is_err()
-                    || reqwest::header::HeaderValue::from_str(value).is_err()
-                {
-                    return Err(ApiError::Validation(format!(
-                        "header {header:?} is not a valid HTTP header"
-                    )));
-                }
-            }
+            check_headers(&body.headers)?;
             let new = store_tools::NewServer {
                 name: server_name.clone(),
                 transport,
@@ -295,7 +287,7 @@ pub async fn add(
         }
         Err(err) => return Err(err.into()),
     };
-    state.tools.start_server(spec_of(&state, &server)?);
+    state.tools.start_server(spec_of(&state, &server)?).await;
     Ok(axum::Json(view(&state, server).await?))
 }
 

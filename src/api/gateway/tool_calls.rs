@@ -17,7 +17,7 @@ use squadron_actors::store::entity::agent;
 use squadron_actors::store::tools::{self as store_tools, ALL_TOOLS};
 use uuid::Uuid;
 
-use super::chat::{record_usage, Mirror};
+use super::chat::Mirror;
 use super::upstream::Upstream;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -151,16 +151,7 @@ pub(crate) async fn run(
             // Out of steps or time: the model answers with what it has.
             body["tool_choice"] = json!("none");
         }
-        let request = upstream
-            .request(state, reqwest::Method::POST, "chat/completions")
-            .json(&body);
-        let mut completion: Value = upstream
-            .send(request)
-            .await?
-            .json()
-            .await
-            .map_err(|e| upstream.transport_error(e))?;
-        record_usage(name, &completion["usage"]);
+        let mut completion = upstream.complete(state, name, &body).await?;
         add_usage(&mut usage, &completion["usage"]);
         let message = completion["choices"][0]["message"].clone();
         let calls = message["tool_calls"]

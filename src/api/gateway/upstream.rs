@@ -93,6 +93,26 @@ impl Upstream {
         Err(self.status_error(response).await)
     }
 
+    /// A whole (not streamed) chat completion of `body`, its usage recorded under `model`.
+    pub async fn complete(
+        &self,
+        state: &AppState,
+        model: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, ApiError> {
+        let request = self
+            .request(state, reqwest::Method::POST, "chat/completions")
+            .json(body);
+        let completion: serde_json::Value = self
+            .send(request)
+            .await?
+            .json()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        super::chat::record_usage(model, &completion["usage"]);
+        Ok(completion)
+    }
+
     pub fn transport_error(&self, err: reqwest::Error) -> ApiError {
         if err.is_timeout() {
             ApiError::Upstream {

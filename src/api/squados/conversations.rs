@@ -182,19 +182,10 @@ pub async fn chat(
                         .await?;
                 (turn.completion, turn.transcript)
             }
-            None => {
-                let request = upstream
-                    .request(&state, reqwest::Method::POST, "chat/completions")
-                    .json(&body);
-                let completion: Value = upstream
-                    .send(request)
-                    .await?
-                    .json()
-                    .await
-                    .map_err(|e| upstream.transport_error(e))?;
-                record_usage(&model.name, &completion["usage"]);
-                (completion, Vec::new())
-            }
+            None => (
+                upstream.complete(&state, &model.name, &body).await?,
+                Vec::new(),
+            ),
         };
         let content = completion["choices"][0]["message"]["content"]
             .as_str()
