@@ -1,20 +1,25 @@
 //! Load benchmark of the OpenAI-compatible gateway: the time Squadron adds on top of an
-//! upstream. A fake upstream and a real server are started in-process on 127.0.0.1:0 and
-//! talked to over real HTTP. It prints tables; it is not a timed test.
+//! upstream. A fake upstream and a real server are started on loopback and talked to over
+//! real HTTP. It prints tables; it is not a timed test.
 //!
 //! ```text
-//! cargo bench --bench gateway -- [--quick]
+//! cargo bench --bench gateway -- [--quick] [--token-ms N] [--server-process]
 //! ```
 //!
+//! - Squadron runs inside this program, on the runtime the clients use, on every CPU.
+//!   `--server-process` runs it as its own process instead (the `squadron` binary, as
+//!   deployed) pinned to CPU 0, with this program (clients and fake upstream) pinned to CPU 1.
+//!   On a 2-core machine that leaves each side one core and measured worse (added TTFT p50
+//!   at 1,000 streams: +4.8 ms, against +3.4 ms in process); it is the arrangement to use
+//!   where the load has cores of its own.
 //! - The fake upstream (an axum app on a tokio runtime of its own, one worker thread) answers
 //!   `POST /v1/chat/completions`: with `stream: true`, 200 content chunks in OpenAI's chunk
 //!   format, one every 20 ms (`--token-ms`; 50 tokens/s, a fast hosted model's pace) on a
 //!   fixed schedule (chunk i at i × 20 ms after the request; a late chunk is sent at once),
 //!   then a usage chunk if `stream_options.include_usage`, then `data: [DONE]`; otherwise a
 //!   small JSON completion at once.
-//! - Squadron runs on the main runtime, which the load generator shares, with SQLite in a
-//!   temporary directory and rate limits off. The fake is registered as provider `fake`,
-//!   and model `bench` maps to its `fake-model`.
+//! - Squadron uses SQLite in a temporary directory, with rate limits off. The fake is
+//!   registered as provider `fake`, and model `bench` maps to its `fake-model`.
 //! - Streaming: for C = 1, 100 and 1,000 (`--quick`: 1 and 100) concurrent streams, C
 //!   clients each stream back to back, so C streams are open at every moment. Their first
 //!   requests are spread over one stream's length, so requests arrive steadily, not in a
@@ -29,15 +34,16 @@
 //!   straight to the upstream, then through Squadron.
 //!
 //! Both requests ask for `stream_options.include_usage`, so both paths deliver the same bytes.
-//! The upstream, the server and the clients share the process (and the machine's cores), so
-//! the RSS figures include the clients and the fake upstream too. Run without `--bench` (as
-//! `cargo test --all-targets` does), the program only says how to run it.
+//! RSS is the whole program's (clients and upstream too); with `--server-process`, the
+//! server process's alone. Run without `--bench` (as `cargo test --all-targets` does), the program
+//! only says how to run it.
 
 mod common;
 
-use common::{percentile, rss_kib, Table};
+use common::{percentile, rss_kib, rss_kib_of, Table};
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -61,7 +67,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::{timeout, Instant, MissedTickBehavior};
 
-const USAGE: &str = "usage: cargo bench --bench gateway -- [--quick] [--token-ms N]";
+const USAGE: &str =
+    "usage: cargo bench --bench gateway -- [--quick] [--token-ms N] [--server-process]";
 
 /// Concurrent streams per round.
 const CONCURRENCY: [usize; 3] = [1, 100, 1_000];
@@ -100,10 +107,12 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let mut quick = false;
+    let mut in_process = true;
     let mut rest = args.iter().filter(|a| *a != "--bench");
     while let Some(arg) = rest.next() {
         match arg.as_str() {
             "--quick" => quick = true,
+            "--server-process" => in_process = false,
             "--token-ms" => match rest.next().and_then(|n| n.parse::<u64>().ok()) {
                 Some(ms) if ms > 0 => TOKEN_EVERY_MS.store(ms, Ordering::Relaxed),
                 _ => {
@@ -117,7 +126,11 @@ fn main() -> ExitCode {
             }
         }
     }
-    let options = Options::new(quick);
+    let options = Options::new(quick, in_process);
+    if !in_process {
+        // Before any runtime starts: every thread this program makes inherits CPU 1.
+        pin(&std::process::id().to_string(), LOAD_CPU);
+    }
     // Per stream through Squadron: client and server ends of the client's connection and of
     // Squadron's to the upstream; the direct path's pooled connections stay open meanwhile.
     let needed = 6 * options.max_concurrency() as u64 + 100;
@@ -155,21 +168,24 @@ struct Options {
     concurrency: Vec<usize>,
     window: Duration,
     min_samples: usize,
+    in_process: bool,
 }
 
 impl Options {
-    fn new(quick: bool) -> Options {
+    fn new(quick: bool, in_process: bool) -> Options {
         if quick {
             Options {
                 concurrency: QUICK_CONCURRENCY.to_vec(),
                 window: QUICK_WINDOW,
                 min_samples: QUICK_MIN_SAMPLES,
+                in_process,
             }
         } else {
             Options {
                 concurrency: CONCURRENCY.to_vec(),
                 window: WINDOW,
                 min_samples: MIN_SAMPLES,
+                in_process,
             }
         }
     }
@@ -190,7 +206,11 @@ async fn run(options: Options, upstream_runtime: &Runtime) -> anyhow::Result<()>
         .spawn(start_upstream())
         .await
         .context("starting the fake upstream")??;
-    let server = Server::start().await?;
+    let server = if options.in_process {
+        Server::start_in_process().await?
+    } else {
+        Server::start_process().await?
+    };
     server.register(upstream).await?;
     let pool = options.max_concurrency().max(RPS_CLIENTS);
     let direct = Arc::new(Target::new(
@@ -253,7 +273,7 @@ async fn run(options: Options, upstream_runtime: &Runtime) -> anyhow::Result<()>
         s.sort();
         d.report_errors(c);
         s.report_errors(c);
-        let rss = rss_kib();
+        let rss = server.rss_kib();
         ttft.push(vec![
             c.to_string(),
             format!("{:.0}", window.as_secs_f64()),
@@ -296,7 +316,7 @@ async fn run(options: Options, upstream_runtime: &Runtime) -> anyhow::Result<()>
         for error in load.errors.iter().take(ERRORS_SHOWN) {
             eprintln!("non-streaming {}: error: {error}", target.name);
         }
-        let rss = rss_kib();
+        let rss = server.rss_kib();
         rps.push(vec![
             target.name.into(),
             RPS_CLIENTS.to_string(),
@@ -325,7 +345,13 @@ async fn run(options: Options, upstream_runtime: &Runtime) -> anyhow::Result<()>
     );
     println!("TTFT: from just before the request is sent until the first `data:` chunk with content arrives.");
     println!("added = Squadron's percentile - direct's. errors d/s: failed streams direct / through Squadron.");
-    println!("RSS is the whole process's VmRSS after the row: the clients and the fake upstream run in it too.");
+    if options.in_process {
+        println!("In process: Squadron, the clients and the fake upstream share one runtime and both CPUs.");
+        println!("RSS is the whole program's VmRSS after the row: the clients and the fake upstream run in it too.");
+    } else {
+        println!("Squadron ran as its own process on CPU {SERVER_CPU}; the clients and the fake upstream on CPU {LOAD_CPU}.");
+        println!("RSS is the Squadron process's VmRSS after the row.");
+    }
     println!("\n## streaming, total time (ms): same requests, until `data: [DONE]` arrives\n");
     total.print();
     println!(
@@ -719,29 +745,57 @@ async fn fake_chat(
 // ---------------------------------------------------------------------------------------------
 // The server under test
 
+/// The CPUs the server and the load (clients and upstream) are pinned to.
+const SERVER_CPU: usize = 0;
+const LOAD_CPU: usize = 1;
+
+/// Pins process `pid` (all its threads) to `cpu` with `taskset`; warns if that fails.
+fn pin(pid: &str, cpu: usize) {
+    let pinned = std::process::Command::new("taskset")
+        .args(["-a", "-p", "-c", &cpu.to_string(), pid])
+        .stdout(std::process::Stdio::null())
+        .status();
+    if !pinned.is_ok_and(|s| s.success()) {
+        eprintln!("warning: could not pin process {pid} to CPU {cpu} (is taskset installed?)");
+    }
+}
+
 struct Server {
     addr: SocketAddr,
     admin: String,
     client: Client,
-    stop: oneshot::Sender<()>,
-    serving: JoinHandle<anyhow::Result<()>>,
+    running: Running,
     _dir: tempfile::TempDir,
 }
 
+/// Where the server runs.
+enum Running {
+    InProcess {
+        stop: oneshot::Sender<()>,
+        serving: JoinHandle<anyhow::Result<()>>,
+    },
+    Process(tokio::process::Child),
+}
+
 impl Server {
-    async fn start() -> anyhow::Result<Server> {
-        let dir = tempfile::tempdir().context("creating a temporary directory")?;
+    fn config(dir: &Path) -> Config {
         let mut config = Config::defaults();
-        config.bind = "127.0.0.1:0".parse()?;
-        config.data_dir = dir.path().to_owned();
+        config.data_dir = dir.to_owned();
         config.database_url = Some(format!(
             "sqlite://{}?mode=rwc",
-            dir.path().join("bench.db").display()
+            dir.join("bench.db").display()
         ));
         config.rate_heartbeat = 0;
         config.rate_tasks = 0;
         config.rate_default = 0;
         config.rate_gateway = 0;
+        config
+    }
+
+    async fn start_in_process() -> anyhow::Result<Server> {
+        let dir = tempfile::tempdir().context("creating a temporary directory")?;
+        let mut config = Server::config(dir.path());
+        config.bind = "127.0.0.1:0".parse()?;
         let server = startup::build(config)
             .await
             .context("building the server")?;
@@ -758,10 +812,84 @@ impl Server {
             addr,
             admin,
             client: Client::builder().tcp_nodelay(true).build()?,
-            stop,
-            serving,
+            running: Running::InProcess { stop, serving },
             _dir: dir,
         })
+    }
+
+    /// The `squadron` binary on a free port, pinned to [`SERVER_CPU`]; its admin token is
+    /// the one it prints on its first start.
+    async fn start_process() -> anyhow::Result<Server> {
+        use tokio::io::AsyncBufReadExt;
+        let dir = tempfile::tempdir().context("creating a temporary directory")?;
+        let config = Server::config(dir.path());
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_squadron"))
+            .env("SQUADRON_BIND", addr.to_string())
+            .env("SQUADRON_DATA_DIR", &config.data_dir)
+            .env(
+                "DATABASE_URL",
+                config.database_url.as_deref().unwrap_or_default(),
+            )
+            .env("SQUADRON_RATE_HEARTBEAT", "0")
+            .env("SQUADRON_RATE_TASKS", "0")
+            .env("SQUADRON_RATE_DEFAULT", "0")
+            .env("SQUADRON_RATE_GATEWAY", "0")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting the squadron binary")?;
+        if let Some(pid) = child.id() {
+            pin(&pid.to_string(), SERVER_CPU);
+        }
+        let stdout = child.stdout.take().context("the server's stdout")?;
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let admin = timeout(STEP_TIMEOUT, async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(token) = line.split_whitespace().find(|w| w.starts_with("pk_")) {
+                    return Ok(token.to_owned());
+                }
+            }
+            anyhow::Ok(String::new())
+        })
+        .await
+        .context("the server printed no admin token in time")??;
+        ensure!(
+            !admin.is_empty(),
+            "the server exited before printing its admin token"
+        );
+        // Keep reading its stdout, so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let server = Server {
+            addr,
+            admin,
+            client: Client::builder().tcp_nodelay(true).build()?,
+            running: Running::Process(child),
+            _dir: dir,
+        };
+        let ready = async {
+            loop {
+                let res = server.client.get(server.url("/readyz")).send().await;
+                if res.is_ok_and(|r| r.status().is_success()) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        timeout(STEP_TIMEOUT, ready)
+            .await
+            .context("the server did not become ready")?;
+        Ok(server)
+    }
+
+    /// The server's resident memory, in KiB (in process: the whole program's).
+    fn rss_kib(&self) -> u64 {
+        match &self.running {
+            Running::InProcess { .. } => rss_kib(),
+            Running::Process(child) => child.id().map_or(0, |pid| rss_kib_of(&pid.to_string())),
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -794,21 +922,22 @@ impl Server {
         Ok(())
     }
 
-    /// Graceful shutdown.
+    /// Shuts the server down: gracefully in process, by SIGKILL as a process.
     async fn stop(self) -> anyhow::Result<()> {
         let Server {
-            client,
-            stop,
-            serving,
-            _dir,
-            ..
+            client, running, ..
         } = self;
         drop(client);
-        let _ = stop.send(());
-        match timeout(STEP_TIMEOUT, serving).await {
-            Ok(Ok(result)) => result.context("the server stopped with an error")?,
-            Ok(Err(join)) => bail!("the server task failed: {join}"),
-            Err(_) => bail!("the server did not stop within {STEP_TIMEOUT:?}"),
+        match running {
+            Running::InProcess { stop, serving } => {
+                let _ = stop.send(());
+                match timeout(STEP_TIMEOUT, serving).await {
+                    Ok(Ok(result)) => result.context("the server stopped with an error")?,
+                    Ok(Err(join)) => bail!("the server task failed: {join}"),
+                    Err(_) => bail!("the server did not stop within {STEP_TIMEOUT:?}"),
+                }
+            }
+            Running::Process(mut child) => child.kill().await.context("stopping the server")?,
         }
         Ok(())
     }

@@ -5,7 +5,12 @@ use std::time::Duration;
 
 /// This process's resident set size, in KiB (0 where /proc is not there).
 pub fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    rss_kib_of("self")
+}
+
+/// The resident set size of process `pid` (or `self`), in KiB (0 where it cannot be read).
+pub fn rss_kib_of(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|status| {
             status
