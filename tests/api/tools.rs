@@ -1,6 +1,8 @@
 //! Agent tools against a real MCP server nobody here wrote: `@modelcontextprotocol/server-everything`
 //! from npm (installed into `tests/npm` by `scripts/test`), over stdio and streamable HTTP.
-//! The fake upstream's `tool-caller` and `tool-looper` models propose the tool calls.
+//! The fake upstream's `tool-caller` and `tool-looper` models propose the tool calls. One
+//! test adds `tests/npm/mcp-growing.mjs` (on the official SDK), whose tool list grows when
+//! asked, to see the list follow the server's announcements.
 
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -614,4 +616,59 @@ async fn a_clients_own_tools_pass_through_to_a_model_untouched() {
     );
     let (_, sent) = fake.recorder.last();
     assert_eq!(sent["tools"], client_tools);
+}
+
+#[tokio::test]
+async fn a_servers_tool_list_follows_its_announcements() {
+    if everything().is_none() {
+        return;
+    }
+    let growing = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/npm/mcp-growing.mjs");
+    let (app, _fake) = tools_app(|_| {}).await;
+    let res = app
+        .post(
+            "/v1/core/add/server",
+            json!({ "name": "growing", "command": "node", "args": [growing] }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    connected(&app, "growing").await;
+    let names = || async {
+        let tools = body(app.get("/v1/core/tools").await).await;
+        tools["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names().await, ["add_tool"]);
+
+    add_agent(&app, "grower", "tool-caller", json!(["growing"])).await;
+    let res = app
+        .post(
+            "/v1/chat/completions",
+            ask("grower", "call growing__add_tool {}"),
+        )
+        .await;
+    assert_eq!(
+        body(res).await["choices"][0]["message"]["content"],
+        "1 tool results: added extra_1"
+    );
+    // The server announced the new tool; nobody asked for the list again.
+    eventually("the new tool is listed", || async {
+        names().await.contains(&"extra_1".to_owned())
+    })
+    .await;
+    // And the agent (granted the whole server) can use it at once.
+    let res = app
+        .post(
+            "/v1/chat/completions",
+            ask("grower", "call growing__extra_1 {}"),
+        )
+        .await;
+    assert_eq!(
+        body(res).await["choices"][0]["message"]["content"],
+        "1 tool results: extra_1 ran"
+    );
 }
