@@ -114,6 +114,8 @@ export const api = {
 
   // The OpenAI-compatible family: gateway agents, chat, files, vector stores
   gatewayAgents: () => get('/v1/core/agents'),
+  mcpServers: () => get('/v1/core/servers'),
+  tools: () => get('/v1/core/tools'),
   chat: (body, signal) => fetch('/v1/chat/completions', {
     method: 'POST',
     headers: { authorization: `Bearer ${session.token}`, 'content-type': 'application/json' },

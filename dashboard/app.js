@@ -15,6 +15,7 @@ import * as squad from './views/squad.js';
 import * as squads from './views/squads.js';
 import * as streams from './views/streams.js';
 import * as tokens from './views/tokens.js';
+import * as tools from './views/tools.js';
 
 /** The live connection subscribes to at most this many squads (the server's limit). */
 const MAX_SQUADS = 100;
@@ -46,6 +47,7 @@ const routes = [
   [/^#\/squads$/, squads, []],
   [/^#\/streams$/, streams, []],
   [/^#\/knowledge(?:\/([^/]+))?$/, knowledge, ['storeId']],
+  [/^#\/tools$/, tools, []],
   [/^#\/tokens$/, tokens, []],
 ];
 

@@ -72,12 +72,21 @@ async fn the_dashboard_works_in_a_real_browser() {
         "task",
         "streams",
         "knowledge",
+        "tools",
         "tokens",
     ] {
         let shot = format!("{screenshots}/{view}-desktop.png");
         assert!(Path::new(&shot).exists(), "{shot} was saved");
     }
-    for view in ["squads", "squad", "task", "streams", "knowledge", "tokens"] {
+    for view in [
+        "squads",
+        "squad",
+        "task",
+        "streams",
+        "knowledge",
+        "tools",
+        "tokens",
+    ] {
         let shot = format!("{screenshots}/{view}-phone.png");
         assert!(Path::new(&shot).exists(), "{shot} was saved");
     }

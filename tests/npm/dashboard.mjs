@@ -345,6 +345,15 @@ async function main() {
   await shot('knowledge-desktop');
   passed();
 
+  begin('tools: an MCP server that cannot be reached shows as down, with its error');
+  const deadServer = `nowhere-${run}`;
+  await ok('POST', '/v1/core/add/server', { body: { name: deadServer, url: 'http://127.0.0.1:9/mcp' } });
+  await nav('Tools').click();
+  await page.getByRole('heading', { name: 'Tools', level: 1 }).waitFor();
+  await page.locator(`tr[data-server="${deadServer}"][data-status="down"]`).waitFor({ timeout: 15_000 });
+  await shot('tools-desktop');
+  passed();
+
   begin('tokens: generate one (shown once), revoke it, delete it');
   await nav('Tokens').click();
   await page.getByRole('heading', { name: 'API tokens', level: 1 }).waitFor();
@@ -382,6 +391,7 @@ async function main() {
     ['task', `#/squads/${s.squad}/tasks/${s.route.id}`, () => page.getByRole('dialog').getByText(mention).waitFor()],
     ['streams', '#/streams', () => page.locator('.completion', { hasText: s.writer }).first().waitFor()],
     ['knowledge', `#/knowledge/${s.store.id}`, () => page.locator('.filename', { hasText: 'docking.md' }).waitFor()],
+    ['tools', '#/tools', () => page.locator(`tr[data-server="${deadServer}"]`).waitFor()],
     ['tokens', '#/tokens', () => page.locator('tr[data-token-id]').first().waitFor()],
   ];
   for (const [name, hash, ready] of phoneViews) {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, Tool};
-use rmcp::service::{NotificationContext, Peer, RoleClient, RunningService};
+use rmcp::service::{ClientInitializeError, NotificationContext, Peer, RoleClient, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, ServiceExt};
@@ -221,6 +221,20 @@ impl ClientHandler for Listener {
     }
 }
 
+/// Why a connection could not be opened, for people: the deepest cause (`Connection refused`,
+/// `No such file or directory`), not the transport's type names around it.
+fn handshake_failed(err: &ClientInitializeError) -> String {
+    // The transport's error is not given as a source: start from it.
+    let mut cause: &(dyn std::error::Error + 'static) = match err {
+        ClientInitializeError::TransportError { error, .. } => error.error.as_ref(),
+        other => other,
+    };
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    format!("the MCP handshake failed: {cause}")
+}
+
 /// Opens a connection, lists its tools, and leaves a task that reports when it closes (or
 /// closes it when `hang_up` is cancelled).
 async fn connect(
@@ -251,7 +265,10 @@ async fn connect(
             }
             let transport =
                 StreamableHttpClientTransport::from_config(config.custom_headers(custom));
-            listener.serve(transport).await.map_err(|e| e.to_string())?
+            listener
+                .serve(transport)
+                .await
+                .map_err(|e| handshake_failed(&e))?
         }
         Transport::Stdio { command, args, env } => {
             let mut cmd = tokio::process::Command::new(command);
@@ -268,7 +285,10 @@ async fn connect(
                 .stderr(std::process::Stdio::null())
                 .spawn()
                 .map_err(|e| format!("{command} could not be started: {e}"))?;
-            listener.serve(transport).await.map_err(|e| e.to_string())?
+            listener
+                .serve(transport)
+                .await
+                .map_err(|e| handshake_failed(&e))?
         }
     };
     let tools = service
