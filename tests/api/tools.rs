@@ -229,17 +229,55 @@ async fn an_agent_calls_stdio_server_tools_and_the_model_gets_their_results() {
     let result = event_of(&mut ws, "agent.tool.result").await;
     assert_eq!(result["is_error"], true, "{result}");
 
-    // Streamed: the answer comes as chunks after the tool round.
+    // Streamed: every round streams upstream; the call arrives in pieces and is put back
+    // together, and the answer reaches the client word by word, then usage and [DONE].
     let mut request = ask("helper", r#"call everything__get-sum {"a":2,"b":3}"#);
     request["stream"] = json!(true);
+    request["stream_options"] = json!({ "include_usage": true });
     let text = app
         .post("/v1/chat/completions", request)
         .await
         .text()
         .await
         .unwrap();
-    assert!(text.contains("The sum of 2 and 3 is 5"), "{text}");
+    let chunks: Vec<Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let words: Vec<&str> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert!(words.len() >= 5, "token by token: {words:?}");
+    assert!(
+        words
+            .concat()
+            .starts_with("1 tool results: The sum of 2 and 3 is 5"),
+        "{words:?}"
+    );
+    let finish = chunks
+        .iter()
+        .find(|c| !c["choices"][0]["finish_reason"].is_null())
+        .unwrap();
+    assert_eq!(finish["choices"][0]["finish_reason"], "stop");
+    assert_eq!(
+        chunks.last().unwrap()["usage"]["total_tokens"],
+        16,
+        "both rounds"
+    );
     assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    let requests = fake.recorder.requests.lock().unwrap().clone();
+    let (_, call_round) = &requests[requests.len() - 2];
+    assert_eq!(call_round["stream"], true);
+    let (_, answer_round) = requests.last().unwrap();
+    let sent = answer_round["messages"].as_array().unwrap();
+    assert_eq!(
+        sent[sent.len() - 2]["tool_calls"][0]["function"]["arguments"],
+        r#"{"a":2,"b":3}"#,
+        "the pieces of the call, put together"
+    );
 
     assert!(
         app.metric(r#"squadron_tool_calls_total{server="everything",tool="echo",outcome="ok"}"#)

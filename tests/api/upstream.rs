@@ -5,9 +5,10 @@
 //! bags of words, so texts that share words are near), `embed-flaky` (`embed-words` that
 //! answers every other call with a 429), `embed-slow` (`embed-words` after 150 ms),
 //! `embed-refused` (always a 400) and `embed-refused-once` (a 400 the first time only).
-//! Tool models (not streamed): `tool-caller` reads a last user message `call NAME {ARGS}` and
-//! proposes that tool call, then answers with the tool results it was given; `tool-looper`
-//! proposes it again every time, until told `tool_choice: none`.
+//! Tool models: `tool-caller` reads a last user message `call NAME {ARGS}` and proposes that
+//! tool call, then answers with the tool results it was given; `tool-looper` proposes it
+//! again every time, until told `tool_choice: none`. Streamed, a call comes in pieces (its
+//! arguments split in two) and an answer word by word.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -135,6 +136,42 @@ fn tool_reply(model: &str, body: &Value) -> Option<Value> {
     }))
 }
 
+/// A tool model's reply as chunks: a call in pieces, or an answer word by word; then usage.
+fn stream_tool_reply(model: &str, message: Value, finish: &str) -> Response {
+    let mut frames = vec![chunk(model, json!({ "role": "assistant" }), Value::Null)];
+    if let Some(call) = message["tool_calls"].get(0) {
+        let arguments = call["function"]["arguments"].as_str().unwrap_or("");
+        let (first, second) = arguments.split_at(arguments.len() / 2);
+        frames.push(chunk(
+            model,
+            json!({ "tool_calls": [{ "index": 0, "id": call["id"], "type": "function",
+            "function": { "name": call["function"]["name"], "arguments": "" } }] }),
+            Value::Null,
+        ));
+        for piece in [first, second] {
+            frames.push(chunk(
+                model,
+                json!({ "tool_calls": [{ "index": 0, "function": { "arguments": piece } }] }),
+                Value::Null,
+            ));
+        }
+    } else {
+        let text = message["content"].as_str().unwrap_or("");
+        for word in text.split_inclusive(' ') {
+            frames.push(chunk(model, json!({ "content": word }), Value::Null));
+        }
+    }
+    frames.push(chunk(model, json!({}), json!(finish)));
+    let usage = json!({ "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": model, "choices": [],
+        "usage": { "prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8 } });
+    frames.push(format!("data: {usage}\n\n"));
+    frames.push("data: [DONE]\n\n".to_owned());
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from(frames.concat()))
+        .unwrap()
+}
+
 fn chunk(model: &str, delta: Value, finish: Value) -> String {
     let chunk = json!({
         "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": model,
@@ -185,6 +222,9 @@ async fn chat(
         } else {
             "tool_calls"
         };
+        if body["stream"].as_bool() == Some(true) {
+            return stream_tool_reply(&model, message, finish);
+        }
         return Json(json!({
             "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": model,
             "choices": [{ "index": 0, "message": message, "finish_reason": finish }],

@@ -293,26 +293,18 @@ pub async fn completions(
         Some(agent) => Toolbox::of(&state, agent).await?,
         None => None,
     };
-    if let (Some(toolbox), Some(mirror)) = (&toolbox, &mut mirror) {
-        let turn = tool_calls::run(&state, toolbox, &upstream, (&name, body), mirror).await?;
+    // An agent with tools: its turn runs the tool calls (and takes over the mirror).
+    if let (Some(toolbox), true) = (toolbox, mirror.is_some()) {
         count(&name, StatusCode::OK);
-        mirror.completed(&turn.completion);
-        let mut completion = turn.completion;
-        if !stream {
-            if !sources.is_empty() {
-                completion["sources"] = Value::Array(sources);
-            }
-            return Ok(axum::Json(completion).into_response());
-        }
-        let mut out = String::new();
-        if !sources.is_empty() {
-            out.push_str(&sources_chunk(&name, sources));
-        }
-        for chunk in tool_calls::as_chunks(&completion, wants_usage) {
-            out.push_str(&format!("data: {chunk}\n\n"));
-        }
-        out.push_str("data: [DONE]\n\n");
-        return Ok(sse(Body::from(out)));
+        let turn = tool_calls::AgentTurn {
+            state,
+            toolbox,
+            upstream,
+            name,
+            body,
+            mirror: mirror.take().expect("checked just above"),
+        };
+        return turn.respond(stream, wants_usage, sources).await;
     }
     if stream {
         body["stream_options"] = json!({ "include_usage": true });
@@ -438,14 +430,10 @@ fn relay(model: String, provider: String, response: reqwest::Response, relay: Re
                 let event = match event {
                     Ok(event) => event,
                     Err(err) => {
-                        let error = json!({ "error": {
-                            "message": format!("provider {provider} broke off the stream: {err}"),
-                            "type": "server_error", "param": null, "code": "upstream_error",
-                        }});
                         if let Some(mirror) = &mut mirror {
                             mirror.finish("failed");
                         }
-                        out.push_str(&format!("data: {error}\n\n"));
+                        out.push_str(&error_frame(&format!("provider {provider} broke off the stream: {err}")));
                         ended = true;
                         break;
                     }
@@ -489,8 +477,16 @@ fn relay(model: String, provider: String, response: reqwest::Response, relay: Re
     sse(Body::from_stream(chunks))
 }
 
+/// The frame that ends a stream which failed after it began: an OpenAI error object.
+pub(crate) fn error_frame(message: &str) -> String {
+    let error = json!({ "error": {
+        "message": message, "type": "server_error", "param": null, "code": "upstream_error",
+    }});
+    format!("data: {error}\n\n")
+}
+
 /// An SSE response of chat completion chunks.
-fn sse(body: Body) -> Response {
+pub(crate) fn sse(body: Body) -> Response {
     Response::builder()
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header(header::CACHE_CONTROL, "no-cache")
@@ -500,7 +496,7 @@ fn sse(body: Body) -> Response {
 
 /// The chunk that names the files an agent's knowledge excerpts came from. Like the usage
 /// chunk, it has no choices: clients that know it read it, the others skip it.
-fn sources_chunk(model: &str, sources: Vec<Value>) -> String {
+pub(crate) fn sources_chunk(model: &str, sources: Vec<Value>) -> String {
     let chunk = json!({
         "id": format!("chatcmpl-sources-{}", Uuid::new_v4().simple()),
         "object": "chat.completion.chunk",
@@ -536,11 +532,8 @@ fn relay_frames(
             let read = match read {
                 Ok(read) => read,
                 Err(err) => {
-                    let error = json!({ "error": {
-                        "message": format!("provider {provider} broke off the stream: {err}"),
-                        "type": "server_error", "param": null, "code": "upstream_error",
-                    }});
-                    yield Ok::<Bytes, std::io::Error>(Bytes::from(format!("data: {error}\n\n")));
+                    let error = error_frame(&format!("provider {provider} broke off the stream: {err}"));
+                    yield Ok::<Bytes, std::io::Error>(Bytes::from(error));
                     break;
                 }
             };

@@ -6,18 +6,28 @@
 //! (server down or dying mid-call, tool error, timeout) is given to the model as the tool's
 //! result, so it can say so or try something else.
 //!
+//! A streaming client gets every round streamed from the upstream: the model's text as it
+//! writes it, while the pieces of its tool calls are put together here; the rounds of tool
+//! calls in between send the client nothing.
+//!
 //! Each call and result is a stored event of the agent's squad (`agent.tool.called`,
 //! `agent.tool.result`); SquadOS conversations keep them as messages too.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::response::{IntoResponse, Response};
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
 
 use serde_json::{json, Value};
 use squadron_actors::store::entity::agent;
 use squadron_actors::store::tools::{self as store_tools, ALL_TOOLS};
 use uuid::Uuid;
 
-use super::chat::Mirror;
+use super::chat::{error_frame, record_usage, sources_chunk, sse, Mirror};
 use super::upstream::Upstream;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -121,19 +131,109 @@ fn add_usage(total: &mut Value, usage: &Value) {
     }
 }
 
-/// Runs the turn. `body` is the upstream request (model and messages set); streaming is
-/// turned off, as every round but the last ends in tool calls.
+/// Where a streamed turn's answer goes as it comes: SSE frames for the client.
+pub(crate) type Sink = tokio::sync::mpsc::Sender<Bytes>;
+
+/// An agent's chat turn with tools, for `/v1/chat/completions`.
+pub(crate) struct AgentTurn {
+    pub state: AppState,
+    pub toolbox: Toolbox,
+    pub upstream: Arc<Upstream>,
+    /// The model's name as the client gave it (the agent's), for metrics.
+    pub name: String,
+    /// The upstream request: model and messages set.
+    pub body: Value,
+    pub mirror: Mirror,
+}
+
+impl AgentTurn {
+    /// The whole completion as JSON; or, when `stream`, SSE chunks: the answer's text as the
+    /// model writes it (tool rounds in between send nothing), then the finish, the usage if
+    /// `wants_usage`, and `[DONE]`. A failure after the stream began ends it with an error
+    /// object.
+    pub(crate) async fn respond(
+        mut self,
+        stream: bool,
+        wants_usage: bool,
+        sources: Vec<Value>,
+    ) -> Result<Response, ApiError> {
+        if !stream {
+            let turn = run(
+                &self.state,
+                &self.toolbox,
+                &self.upstream,
+                (&self.name, self.body),
+                &mut self.mirror,
+                None,
+            )
+            .await?;
+            self.mirror.completed(&turn.completion);
+            let mut completion = turn.completion;
+            if !sources.is_empty() {
+                completion["sources"] = Value::Array(sources);
+            }
+            return Ok(axum::Json(completion).into_response());
+        }
+        let (sink, frames) = tokio::sync::mpsc::channel::<Bytes>(64);
+        tokio::spawn(async move {
+            let AgentTurn {
+                state,
+                toolbox,
+                upstream,
+                name,
+                body,
+                mut mirror,
+            } = self;
+            if !sources.is_empty() {
+                let _ = sink.send(Bytes::from(sources_chunk(&name, sources))).await;
+            }
+            let turn = tokio::select! {
+                turn = run(&state, &toolbox, &upstream, (&name, body), &mut mirror, Some(&sink)) => turn,
+                // The client went away: stop at once (the upstream request goes with it).
+                () = sink.closed() => return,
+            };
+            let mut out = String::new();
+            match turn {
+                Ok(turn) => {
+                    mirror.usage = turn.completion["usage"].clone();
+                    mirror.finish("completed");
+                    for chunk in tail_chunks(&turn.completion, wants_usage, true) {
+                        out.push_str(&format!("data: {chunk}\n\n"));
+                    }
+                    out.push_str("data: [DONE]\n\n");
+                }
+                Err(err) => {
+                    mirror.finish("failed");
+                    out.push_str(&error_frame(&err.to_string()));
+                }
+            }
+            let _ = sink.send(Bytes::from(out)).await;
+        });
+        let frames =
+            tokio_stream::wrappers::ReceiverStream::new(frames).map(Ok::<Bytes, std::io::Error>);
+        Ok(sse(Body::from_stream(frames)))
+    }
+}
+
+/// Runs the turn. `body` is the upstream request (model and messages set). Without a `sink`
+/// each round is asked for whole; with one, each round streams and its text goes to the sink
+/// (and the mirror) as it comes, while its tool calls are gathered.
 pub(crate) async fn run(
     state: &AppState,
     toolbox: &Toolbox,
     upstream: &Upstream,
     (name, body): (&str, Value),
-    mirror: &Mirror,
+    mirror: &mut Mirror,
+    sink: Option<&Sink>,
 ) -> Result<Turn, ApiError> {
     let mut body = body;
     if let Some(object) = body.as_object_mut() {
         object.remove("stream");
         object.remove("stream_options");
+    }
+    if sink.is_some() {
+        body["stream"] = json!(true);
+        body["stream_options"] = json!({ "include_usage": true });
     }
     // The client's own tools (if any) stay; ours join them.
     let mut offered = body["tools"].as_array().cloned().unwrap_or_default();
@@ -151,7 +251,10 @@ pub(crate) async fn run(
             // Out of steps or time: the model answers with what it has.
             body["tool_choice"] = json!("none");
         }
-        let mut completion = upstream.complete(state, name, &body).await?;
+        let mut completion = match sink {
+            Some(sink) => streamed_round(state, upstream, name, &body, sink, mirror).await?,
+            None => upstream.complete(state, name, &body).await?,
+        };
         add_usage(&mut usage, &completion["usage"]);
         let message = completion["choices"][0]["message"].clone();
         let calls = message["tool_calls"]
@@ -184,6 +287,7 @@ pub(crate) async fn run(
             .push(assistant.clone());
         transcript.push(assistant);
         let left = deadline.saturating_duration_since(Instant::now());
+        let mirror = &*mirror;
         let results = futures::future::join_all(
             calls
                 .iter()
@@ -198,6 +302,98 @@ pub(crate) async fn run(
             transcript.push(result);
         }
     }
+}
+
+/// One streamed round: its text goes to `sink` and the mirror chunk by chunk; its tool calls
+/// (sent in pieces) are put together. Returns the round as a whole completion.
+async fn streamed_round(
+    state: &AppState,
+    upstream: &Upstream,
+    name: &str,
+    body: &Value,
+    sink: &Sink,
+    mirror: &mut Mirror,
+) -> Result<Value, ApiError> {
+    let request = upstream
+        .request(state, reqwest::Method::POST, "chat/completions")
+        .json(body);
+    let mut events = upstream.send(request).await?.bytes_stream().eventsource();
+    let (mut head, mut content, mut calls) = (Value::Null, String::new(), Vec::<Value>::new());
+    let (mut finish, mut usage) = (Value::Null, Value::Null);
+    while let Some(event) = events.next().await {
+        let event = event.map_err(|err| ApiError::Upstream {
+            status: axum::http::StatusCode::BAD_GATEWAY,
+            message: format!("provider {} broke off the stream: {err}", upstream.name),
+            retry_after: None,
+        })?;
+        if event.data.trim() == "[DONE]" {
+            break;
+        }
+        let Ok(chunk) = serde_json::from_str::<Value>(&event.data) else {
+            continue;
+        };
+        if head.is_null() {
+            head =
+                json!({ "id": chunk["id"], "created": chunk["created"], "model": chunk["model"] });
+        }
+        if chunk["usage"].is_object() {
+            usage = chunk["usage"].clone();
+        }
+        let choice = &chunk["choices"][0];
+        if let Some(text) = choice["delta"]["content"]
+            .as_str()
+            .filter(|t| !t.is_empty())
+        {
+            content.push_str(text);
+            mirror.delta(text);
+            let out = json!({
+                "id": head["id"], "object": "chat.completion.chunk", "created": head["created"],
+                "model": head["model"],
+                "choices": [{ "index": 0, "delta": { "content": text }, "finish_reason": null }],
+            });
+            // A client that went away ends the turn (see `respond`); nothing to do here.
+            let _ = sink.send(Bytes::from(format!("data: {out}\n\n"))).await;
+        }
+        for piece in choice["delta"]["tool_calls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let index = piece["index"].as_u64().unwrap_or(0) as usize;
+            if index >= 128 {
+                continue;
+            }
+            while calls.len() <= index {
+                calls.push(json!({ "id": "", "type": "function", "function": { "name": "", "arguments": "" } }));
+            }
+            let call = &mut calls[index];
+            for (at, part) in [
+                ("/id", &piece["id"]),
+                ("/function/name", &piece["function"]["name"]),
+                ("/function/arguments", &piece["function"]["arguments"]),
+            ] {
+                if let (Some(part), Some(Value::String(whole))) =
+                    (part.as_str(), call.pointer_mut(at))
+                {
+                    whole.push_str(part);
+                }
+            }
+        }
+        if !choice["finish_reason"].is_null() {
+            finish = choice["finish_reason"].clone();
+        }
+    }
+    record_usage(name, &usage);
+    let mut message =
+        json!({ "role": "assistant", "content": (!content.is_empty()).then_some(content) });
+    if !calls.is_empty() {
+        message["tool_calls"] = Value::Array(calls);
+    }
+    Ok(json!({
+        "id": head["id"], "object": "chat.completion", "created": head["created"], "model": head["model"],
+        "choices": [{ "index": 0, "message": message, "finish_reason": finish }],
+        "usage": usage,
+    }))
 }
 
 /// Runs one proposed call; its result (or failure) as a `tool` message.
@@ -268,9 +464,10 @@ fn clip(text: &str, chars: usize) -> String {
     }
 }
 
-/// A finished (not streamed) completion as OpenAI's SSE chunks, for a client that asked to
-/// stream a turn that used tools.
-pub fn as_chunks(completion: &Value, wants_usage: bool) -> Vec<String> {
+/// The end of a turn as OpenAI's SSE chunks: the answer's text unless it was `streamed`
+/// already, the calls of the client's own tools (if the model made any), the finish reason,
+/// and the usage if the client asked for it.
+pub fn tail_chunks(completion: &Value, wants_usage: bool, streamed: bool) -> Vec<String> {
     let base = |choices: Value| {
         json!({
             "id": completion["id"],
@@ -281,16 +478,29 @@ pub fn as_chunks(completion: &Value, wants_usage: bool) -> Vec<String> {
         })
     };
     let message = &completion["choices"][0]["message"];
-    let mut delta = json!({ "role": "assistant", "content": message["content"] });
-    if !message["tool_calls"].is_null() {
-        delta["tool_calls"] = message["tool_calls"].clone();
+    let mut delta = json!({ "role": "assistant" });
+    if !streamed {
+        delta["content"] = message["content"].clone();
     }
-    let mut chunks = vec![
-        base(json!([{ "index": 0, "delta": delta, "finish_reason": null }])),
-        base(
-            json!([{ "index": 0, "delta": {}, "finish_reason": completion["choices"][0]["finish_reason"] }]),
-        ),
-    ];
+    if let Some(calls) = message["tool_calls"].as_array() {
+        let indexed: Vec<Value> = calls
+            .iter()
+            .enumerate()
+            .map(|(i, call)| {
+                let mut call = call.clone();
+                call["index"] = json!(i);
+                call
+            })
+            .collect();
+        delta["tool_calls"] = Value::Array(indexed);
+    }
+    let mut chunks = Vec::new();
+    if delta.as_object().is_some_and(|d| d.len() > 1) {
+        chunks.push(base(
+            json!([{ "index": 0, "delta": delta, "finish_reason": null }]),
+        ));
+    }
+    chunks.push(base(json!([{ "index": 0, "delta": {}, "finish_reason": completion["choices"][0]["finish_reason"] }])));
     if wants_usage {
         let mut last = base(json!([]));
         last["usage"] = completion["usage"].clone();

@@ -177,9 +177,15 @@ pub async fn chat(
     if toolbox.is_some() || !input.stream {
         let (completion, steps) = match &toolbox {
             Some(toolbox) => {
-                let turn =
-                    tool_calls::run(&state, toolbox, &upstream, (&model.name, body), &mirror)
-                        .await?;
+                let turn = tool_calls::run(
+                    &state,
+                    toolbox,
+                    &upstream,
+                    (&model.name, body),
+                    &mut mirror,
+                    None,
+                )
+                .await?;
                 (turn.completion, turn.transcript)
             }
             None => (
