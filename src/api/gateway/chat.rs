@@ -293,18 +293,21 @@ pub async fn completions(
         Some(agent) => Toolbox::of(&state, agent).await?,
         None => None,
     };
-    // An agent with tools: its turn runs the tool calls (and takes over the mirror).
-    if let (Some(toolbox), true) = (toolbox, mirror.is_some()) {
-        count(&name, StatusCode::OK);
-        let turn = tool_calls::AgentTurn {
-            state,
-            toolbox,
-            upstream,
-            name,
-            body,
-            mirror: mirror.take().expect("checked just above"),
-        };
-        return turn.respond(stream, wants_usage, sources).await;
+    // An agent with tools: its turn runs the tool calls, and takes over its mirror (every
+    // agent's turn has one).
+    if let Some(toolbox) = toolbox {
+        if let Some(mirror) = mirror.take() {
+            count(&name, StatusCode::OK);
+            let turn = tool_calls::AgentTurn {
+                state,
+                toolbox,
+                upstream,
+                name,
+                body,
+                mirror,
+            };
+            return turn.respond(stream, wants_usage, sources).await;
+        }
     }
     if stream {
         body["stream_options"] = json!({ "include_usage": true });
