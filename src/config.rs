@@ -210,6 +210,10 @@ pub struct Config {
     /// streamable HTTP servers).
     #[arg(long, env = "SQUADRON_ALLOW_STDIO_SERVERS", global = true)]
     pub allow_stdio_servers: bool,
+    /// Let MCP servers be added at private, loopback and link-local addresses (off: only
+    /// public ones, so an account cannot make this server reach into its own network).
+    #[arg(long, env = "SQUADRON_MCP_ALLOW_PRIVATE", global = true)]
+    pub mcp_allow_private: bool,
     /// An MCP server's first reconnection waits this long (then twice as long each time, up
     /// to 30 s), in milliseconds.
     #[arg(

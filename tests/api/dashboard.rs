@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::helpers::spawn_app;
+use crate::helpers::spawn_with;
 use crate::upstream;
 
 /// Chromium and the npm packages, or `None` (test skipped) where they are not installed.
@@ -34,7 +34,8 @@ fn browser() -> Option<String> {
 #[tokio::test]
 async fn the_dashboard_works_in_a_real_browser() {
     let Some(chromium) = browser() else { return };
-    let app = spawn_app().await;
+    // The script adds an MCP server at a loopback address where nothing listens.
+    let app = spawn_with(|c| c.mcp_allow_private = true).await;
     let fake = upstream::start().await;
     let root = env!("CARGO_MANIFEST_DIR");
     let backend = if crate::helpers::on_postgres() {

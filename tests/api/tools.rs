@@ -33,6 +33,7 @@ fn everything() -> Option<String> {
 async fn tools_app(tweak: impl FnOnce(&mut squadron::config::Config)) -> (TestApp, FakeUpstream) {
     let app = spawn_with(|c| {
         c.allow_stdio_servers = true;
+        c.mcp_allow_private = true;
         c.mcp_backoff_ms = 50;
         tweak(c);
     })
@@ -599,7 +600,7 @@ async fn servers_belong_to_their_account_and_stdio_needs_an_admin() {
     let res = app
         .post(
             "/v1/core/add/server",
-            json!({ "name": "everything", "url": "http://example.com/mcp" }),
+            json!({ "name": "everything", "url": "http://127.0.0.1:1/mcp" }),
         )
         .await;
     assert_eq!(res.status(), 409);
@@ -623,8 +624,24 @@ async fn servers_belong_to_their_account_and_stdio_needs_an_admin() {
 }
 
 #[tokio::test]
-async fn stdio_servers_are_refused_where_the_configuration_says_so() {
+async fn stdio_servers_and_private_addresses_are_refused_where_the_configuration_says_so() {
     let app = spawn_with(|_| {}).await;
+    for url in [
+        "http://127.0.0.1:3001/mcp",
+        "http://169.254.169.254/latest",
+        "http://10.0.0.8/mcp",
+        "http://[::1]:80/mcp",
+    ] {
+        let res = app
+            .post(
+                "/v1/core/add/server",
+                json!({ "name": "inside", "url": url }),
+            )
+            .await;
+        assert_eq!(res.status(), 400, "{url}");
+        let text = res.text().await.unwrap();
+        assert!(text.contains("mcp-allow-private"), "{text}");
+    }
     let res = app
         .post(
             "/v1/core/add/server",

@@ -52,8 +52,13 @@ pub struct ServerState {
     /// Failed attempts since the last success (for the backoff).
     failures: u32,
     peer: Option<Peer<RoleClient>>,
+    /// A listing of the tools is under way (more news of changes waits for it).
+    relisting: bool,
     /// Cancelled to drop the current connection (and end its program).
     hang_up: CancellationToken,
+    /// Cancels `hang_up` when the state goes, however the actor ends: a killed or panicked
+    /// actor runs no `post_stop`.
+    _hang_up_on_drop: tokio_util::sync::DropGuard,
     /// The last tools listed; kept while the server is down, shown unavailable.
     tools: Arc<Vec<Tool>>,
     error: Option<String>,
@@ -102,13 +107,16 @@ impl Actor for McpServer {
         (spec, settings): Self::Arguments,
     ) -> Result<ServerState, ActorProcessingErr> {
         myself.cast(ServerMsg::Connect)?;
+        let hang_up = CancellationToken::new();
         Ok(ServerState {
             spec,
             settings,
             generation: 0,
             failures: 0,
             peer: None,
-            hang_up: CancellationToken::new(),
+            relisting: false,
+            _hang_up_on_drop: hang_up.clone().drop_guard(),
+            hang_up,
             tools: Arc::new(Vec::new()),
             error: None,
             since: Utc::now(),
@@ -135,6 +143,8 @@ impl Actor for McpServer {
             ServerMsg::Connect => {
                 state.hang_up.cancel();
                 state.hang_up = CancellationToken::new();
+                state._hang_up_on_drop = state.hang_up.clone().drop_guard();
+                state.relisting = false;
                 state.generation += 1;
                 state.peer = None;
                 let generation = state.generation;
@@ -167,14 +177,19 @@ impl Actor for McpServer {
                 state.down(&myself, "the connection closed".into());
             }
             ServerMsg::ToolsChanged(generation) if generation == state.generation => {
-                if let Some(peer) = state.peer.clone() {
+                // One listing at a time: a server that keeps announcing changes gets listed
+                // again once the listing under way ends, not once per announcement.
+                if let (Some(peer), false) = (state.peer.clone(), state.relisting) {
+                    state.relisting = true;
+                    let timeout = state.settings.connect_timeout;
                     tokio::spawn(async move {
-                        let tools = peer.list_all_tools().await.map_err(|e| e.to_string());
+                        let tools = list_tools(&peer, timeout).await;
                         let _ = myself.cast(ServerMsg::ToolsListed(generation, tools));
                     });
                 }
             }
             ServerMsg::ToolsListed(generation, tools) if generation == state.generation => {
+                state.relisting = false;
                 match tools {
                     Ok(tools) => state.tools = Arc::new(tools),
                     Err(error) => {
@@ -221,6 +236,24 @@ impl ClientHandler for Listener {
     }
 }
 
+/// Tools a server offers at most: a server that lists more is refused.
+const MAX_TOOLS: usize = 1_000;
+
+/// The server's tools (every page), within `timeout` and [`MAX_TOOLS`].
+async fn list_tools(peer: &Peer<RoleClient>, timeout: Duration) -> Result<Vec<Tool>, String> {
+    let tools = tokio::time::timeout(timeout, peer.list_all_tools())
+        .await
+        .map_err(|_| "listing tools took too long".to_owned())?
+        .map_err(|e| format!("listing tools: {e}"))?;
+    if tools.len() > MAX_TOOLS {
+        return Err(format!(
+            "the server lists {} tools; at most {MAX_TOOLS} are taken",
+            tools.len()
+        ));
+    }
+    Ok(tools)
+}
+
 /// Why a connection could not be opened, for people: the deepest cause (`Connection refused`,
 /// `No such file or directory`), not the transport's type names around it.
 fn handshake_failed(err: &ClientInitializeError) -> String {
@@ -249,14 +282,10 @@ async fn connect(
     };
     let service: RunningService<RoleClient, Listener> = match &spec.transport {
         Transport::Http { url, headers } => {
-            let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
+            let config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
+            // Authorization too goes as given (`Bearer ...`, `Basic ...`).
             let mut custom = HashMap::new();
             for (name, value) in headers {
-                if name.eq_ignore_ascii_case("authorization") {
-                    let token = value.strip_prefix("Bearer ").unwrap_or(value);
-                    config = config.auth_header(token);
-                    continue;
-                }
                 let name = http::HeaderName::from_bytes(name.as_bytes())
                     .map_err(|e| format!("header {name:?}: {e}"))?;
                 let value = http::HeaderValue::from_str(value)
@@ -291,10 +320,8 @@ async fn connect(
                 .map_err(|e| handshake_failed(&e))?
         }
     };
-    let tools = service
-        .list_all_tools()
-        .await
-        .map_err(|e| format!("listing tools: {e}"))?;
+    // (The whole of `connect` runs within the connect timeout.)
+    let tools = list_tools(service.peer(), Duration::from_secs(3_600)).await?;
     let peer = service.peer().clone();
     let actor = actor.clone();
     tokio::spawn(async move {

@@ -576,7 +576,9 @@ fn relay_frames(
 /// Where the first complete SSE frame of `buffer` ends (after its blank line), if one has.
 fn frame_end(buffer: &[u8]) -> Option<usize> {
     let lf = memchr::memmem::find(buffer, b"\n\n").map(|at| at + 2);
-    let crlf = memchr::memmem::find(buffer, b"\r\n\r\n").map(|at| at + 4);
+    // A CRLF frame end can come first only if it starts before the LF one ends.
+    let before = lf.unwrap_or(buffer.len());
+    let crlf = memchr::memmem::find(&buffer[..before], b"\r\n\r\n").map(|at| at + 4);
     match (lf, crlf) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),

@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::providers::{check_headers, list, mask, name, ByName, List};
+use super::utilities::vetted;
 use crate::api::extract::Json;
 use crate::auth::OrgAuth;
 use crate::error::ApiError;
@@ -205,6 +206,16 @@ pub async fn add(
             if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 2_000 {
                 return Err(ApiError::Validation("url must be an http(s) URL".into()));
             }
+            let parsed = reqwest::Url::parse(url)
+                .map_err(|e| ApiError::Validation(format!("url is not a URL: {e}")))?;
+            vetted(&parsed, state.config.mcp_allow_private)
+                .await
+                .map_err(|err| match err {
+                    ApiError::Validation(why) => ApiError::Validation(format!(
+                        "{why} (--mcp-allow-private lets servers be added there)"
+                    )),
+                    other => other,
+                })?;
             if body.command.is_some() || !body.args.is_empty() || !body.env.is_empty() {
                 return Err(ApiError::Validation(
                     "command, args and env are for stdio servers".into(),

@@ -367,16 +367,23 @@ async fn streamed_round(
                 calls.push(json!({ "id": "", "type": "function", "function": { "name": "", "arguments": "" } }));
             }
             let call = &mut calls[index];
-            for (at, part) in [
-                ("/id", &piece["id"]),
-                ("/function/name", &piece["function"]["name"]),
-                ("/function/arguments", &piece["function"]["arguments"]),
-            ] {
-                if let (Some(part), Some(Value::String(whole))) =
-                    (part.as_str(), call.pointer_mut(at))
-                {
-                    whole.push_str(part);
+            // The id and name come whole (some providers repeat them); the arguments in pieces.
+            for at in ["/id", "/function/name"] {
+                let part = piece
+                    .pointer(at)
+                    .and_then(Value::as_str)
+                    .filter(|p| !p.is_empty());
+                if let (Some(part), Some(whole)) = (part, call.pointer_mut(at)) {
+                    if whole.as_str().is_some_and(str::is_empty) {
+                        *whole = json!(part);
+                    }
                 }
+            }
+            let part = piece["function"]["arguments"].as_str();
+            if let (Some(part), Some(Value::String(whole))) =
+                (part, call.pointer_mut("/function/arguments"))
+            {
+                whole.push_str(part);
             }
         }
         if !choice["finish_reason"].is_null() {

@@ -109,6 +109,16 @@ impl Upstream {
             .json()
             .await
             .map_err(|e| self.transport_error(e))?;
+        if !completion.is_object() {
+            return Err(ApiError::Upstream {
+                status: StatusCode::BAD_GATEWAY,
+                message: format!(
+                    "provider {} answered with something not a completion",
+                    self.name
+                ),
+                retry_after: None,
+            });
+        }
         super::chat::record_usage(model, &completion["usage"]);
         Ok(completion)
     }

@@ -193,7 +193,7 @@ fn is_public(ip: IpAddr) -> bool {
 }
 
 /// Checks `url` and pins it to an address that was checked, so DNS cannot change its mind.
-async fn vetted(
+pub(crate) async fn vetted(
     url: &reqwest::Url,
     allow_private: bool,
 ) -> Result<(String, std::net::SocketAddr), ApiError> {

@@ -83,13 +83,24 @@ impl From<message::Model> for MessageView {
     }
 }
 
-/// A conversation's messages as the model sees them: each reply after the tool calls and
-/// results that led to it.
+/// How many of the latest replies are replayed with the tool calls and results that led to
+/// them; older replies go back as their text alone, so tool output cannot grow a long
+/// conversation past what a model takes.
+const STEPS_REPLAYED: usize = 2;
+
+/// A conversation's messages as the model sees them: the latest replies after the tool calls
+/// and results that led to them.
 fn history_for_model(history: &[message::Model]) -> Vec<Value> {
+    let with_steps = history.iter().filter(|m| m.steps.is_some()).count();
+    let mut skip = with_steps.saturating_sub(STEPS_REPLAYED);
     let mut messages = Vec::new();
     for m in history {
         if let Some(Value::Array(steps)) = &m.steps {
-            messages.extend(steps.iter().cloned());
+            if skip == 0 {
+                messages.extend(steps.iter().cloned());
+            } else {
+                skip -= 1;
+            }
         }
         messages.push(json!({ "role": m.role, "content": m.content }));
     }
