@@ -46,7 +46,7 @@ async fn tools_app(tweak: impl FnOnce(&mut squadron::config::Config)) -> (TestAp
         )
         .await;
     assert_eq!(res.status(), 200);
-    for model in ["tool-caller", "tool-looper"] {
+    for model in ["tool-caller", "tool-looper", "fail-429"] {
         let res = app
             .post(
                 "/v1/core/add/model",
@@ -320,6 +320,14 @@ async fn a_model_that_keeps_calling_tools_is_stopped_at_the_step_bound() {
         "3 rounds of calls, then the answer"
     );
     assert_eq!(requests.last().unwrap().1["tool_choice"], "none");
+
+    // A streamed turn whose upstream refuses the first round answers with that refusal.
+    add_agent(&app, "limited", "fail-429", json!(["everything"])).await;
+    let mut request = ask("limited", "hello");
+    request["stream"] = json!(true);
+    let res = app.post("/v1/chat/completions", request).await;
+    assert_eq!(res.status(), 429);
+    assert_eq!(res.headers()["retry-after"], "7");
 }
 
 #[tokio::test]

@@ -131,8 +131,13 @@ fn add_usage(total: &mut Value, usage: &Value) {
     }
 }
 
-/// Where a streamed turn's answer goes as it comes: SSE frames for the client.
-pub(crate) type Sink = tokio::sync::mpsc::Sender<Bytes>;
+/// Where a streamed turn goes: SSE frames for the client as they come; and, until the first
+/// round's upstream answers, the handler waiting to learn whether it took the request (so
+/// that its refusal, a 429 say, keeps its status and `Retry-After`).
+pub(crate) struct Streaming {
+    sink: tokio::sync::mpsc::Sender<Bytes>,
+    started: Option<tokio::sync::oneshot::Sender<Result<(), ApiError>>>,
+}
 
 /// An agent's chat turn with tools, for `/v1/chat/completions`.
 pub(crate) struct AgentTurn {
@@ -149,8 +154,9 @@ pub(crate) struct AgentTurn {
 impl AgentTurn {
     /// The whole completion as JSON; or, when `stream`, SSE chunks: the answer's text as the
     /// model writes it (tool rounds in between send nothing), then the finish, the usage if
-    /// `wants_usage`, and `[DONE]`. A failure after the stream began ends it with an error
-    /// object.
+    /// `wants_usage`, and `[DONE]`. The response waits for the first round's upstream to take
+    /// the request, so a refusal is an HTTP error; a failure after that ends the stream with
+    /// an error object.
     pub(crate) async fn respond(
         mut self,
         stream: bool,
@@ -175,6 +181,7 @@ impl AgentTurn {
             return Ok(axum::Json(completion).into_response());
         }
         let (sink, frames) = tokio::sync::mpsc::channel::<Bytes>(64);
+        let (started, taken) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
             let AgentTurn {
                 state,
@@ -187,10 +194,15 @@ impl AgentTurn {
             if !sources.is_empty() {
                 let _ = sink.send(Bytes::from(sources_chunk(&name, sources))).await;
             }
+            let gone = sink.clone();
+            let mut streaming = Streaming {
+                sink,
+                started: Some(started),
+            };
             let turn = tokio::select! {
-                turn = run(&state, &toolbox, &upstream, (&name, body), &mut mirror, Some(&sink)) => turn,
+                turn = run(&state, &toolbox, &upstream, (&name, body), &mut mirror, Some(&mut streaming)) => turn,
                 // The client went away: stop at once (the upstream request goes with it).
-                () = sink.closed() => return,
+                () = gone.closed() => return,
             };
             let mut out = String::new();
             match turn {
@@ -204,34 +216,49 @@ impl AgentTurn {
                 }
                 Err(err) => {
                     mirror.finish("failed");
-                    out.push_str(&error_frame(&err.to_string()));
+                    match streaming.started.take() {
+                        // Refused before the stream began: the handler answers with it.
+                        Some(started) => {
+                            let _ = started.send(Err(err));
+                            return;
+                        }
+                        None => out.push_str(&error_frame(&err.to_string())),
+                    }
                 }
             }
-            let _ = sink.send(Bytes::from(out)).await;
+            let _ = streaming.sink.send(Bytes::from(out)).await;
         });
-        let frames =
-            tokio_stream::wrappers::ReceiverStream::new(frames).map(Ok::<Bytes, std::io::Error>);
-        Ok(sse(Body::from_stream(frames)))
+        match taken.await {
+            Ok(Ok(())) => {
+                let frames = tokio_stream::wrappers::ReceiverStream::new(frames)
+                    .map(Ok::<Bytes, std::io::Error>);
+                Ok(sse(Body::from_stream(frames)))
+            }
+            Ok(Err(refused)) => Err(refused),
+            Err(_) => Err(ApiError::Internal(anyhow::anyhow!(
+                "an agent's turn with tools ended before it began"
+            ))),
+        }
     }
 }
 
-/// Runs the turn. `body` is the upstream request (model and messages set). Without a `sink`
-/// each round is asked for whole; with one, each round streams and its text goes to the sink
-/// (and the mirror) as it comes, while its tool calls are gathered.
+/// Runs the turn. `body` is the upstream request (model and messages set). Without
+/// `streaming` each round is asked for whole; with it, each round streams and its text goes to
+/// the client (and the mirror) as it comes, while its tool calls are gathered.
 pub(crate) async fn run(
     state: &AppState,
     toolbox: &Toolbox,
     upstream: &Upstream,
     (name, body): (&str, Value),
     mirror: &mut Mirror,
-    sink: Option<&Sink>,
+    mut streaming: Option<&mut Streaming>,
 ) -> Result<Turn, ApiError> {
     let mut body = body;
     if let Some(object) = body.as_object_mut() {
         object.remove("stream");
         object.remove("stream_options");
     }
-    if sink.is_some() {
+    if streaming.is_some() {
         body["stream"] = json!(true);
         body["stream_options"] = json!({ "include_usage": true });
     }
@@ -251,8 +278,10 @@ pub(crate) async fn run(
             // Out of steps or time: the model answers with what it has.
             body["tool_choice"] = json!("none");
         }
-        let mut completion = match sink {
-            Some(sink) => streamed_round(state, upstream, name, &body, sink, mirror).await?,
+        let mut completion = match streaming.as_deref_mut() {
+            Some(streaming) => {
+                streamed_round(state, upstream, name, &body, streaming, mirror).await?
+            }
             None => upstream.complete(state, name, &body).await?,
         };
         add_usage(&mut usage, &completion["usage"]);
@@ -304,20 +333,24 @@ pub(crate) async fn run(
     }
 }
 
-/// One streamed round: its text goes to `sink` and the mirror chunk by chunk; its tool calls
+/// One streamed round: its text goes to the client and the mirror chunk by chunk; its tool calls
 /// (sent in pieces) are put together. Returns the round as a whole completion.
 async fn streamed_round(
     state: &AppState,
     upstream: &Upstream,
     name: &str,
     body: &Value,
-    sink: &Sink,
+    streaming: &mut Streaming,
     mirror: &mut Mirror,
 ) -> Result<Value, ApiError> {
     let request = upstream
         .request(state, reqwest::Method::POST, "chat/completions")
         .json(body);
-    let mut events = upstream.send(request).await?.bytes_stream().eventsource();
+    let response = upstream.send(request).await?;
+    if let Some(started) = streaming.started.take() {
+        let _ = started.send(Ok(()));
+    }
+    let mut events = response.bytes_stream().eventsource();
     let (mut head, mut content, mut calls) = (Value::Null, String::new(), Vec::<Value>::new());
     let (mut finish, mut usage) = (Value::Null, Value::Null);
     while let Some(event) = events.next().await {
@@ -352,7 +385,10 @@ async fn streamed_round(
                 "choices": [{ "index": 0, "delta": { "content": text }, "finish_reason": null }],
             });
             // A client that went away ends the turn (see `respond`); nothing to do here.
-            let _ = sink.send(Bytes::from(format!("data: {out}\n\n"))).await;
+            let _ = streaming
+                .sink
+                .send(Bytes::from(format!("data: {out}\n\n")))
+                .await;
         }
         for piece in choice["delta"]["tool_calls"]
             .as_array()
