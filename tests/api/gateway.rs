@@ -35,6 +35,7 @@ async fn gateway() -> (TestApp, FakeUpstream) {
         ("stuck", "stall", "chat"),
         ("broken", "broken", "chat"),
         ("slow", "slow", "chat"),
+        ("running", "running-usage", "chat"),
         ("embedder", "embed-fake", "embedding"),
     ] {
         let mut model =
@@ -332,6 +333,19 @@ async fn streams_end_with_done_and_usage_only_when_asked() {
     let usage: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
     assert_eq!(usage["usage"]["completion_tokens"], 4);
     assert_eq!(usage["choices"], json!([]));
+
+    // Running totals on every chunk are counted once: the last one.
+    let events = sse_data(
+        app.post("/v1/chat/completions", chat("running", true))
+            .await,
+    )
+    .await;
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    assert_eq!(
+        app.metric("squadron_gateway_tokens_total{model=\"running\",direction=\"out\"}")
+            .await,
+        4.0
+    );
 }
 
 #[tokio::test]

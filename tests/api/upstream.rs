@@ -5,6 +5,7 @@
 //! bags of words, so texts that share words are near), `embed-flaky` (`embed-words` that
 //! answers every other call with a 429), `embed-slow` (`embed-words` after 150 ms),
 //! `embed-refused` (always a 400) and `embed-refused-once` (a 400 the first time only).
+//! `running-usage` streams like `gpt-fake` with running usage totals on every chunk.
 //! Tool models: `tool-caller` reads a last user message `call NAME {ARGS}` and proposes that
 //! tool call, then answers with the tool results it was given; `tool-looper` proposes it
 //! again every time, until told `tool_choice: none`. Streamed, a call comes in pieces (its
@@ -258,6 +259,14 @@ async fn chat(
                 return;
             }
             let word = words.get(i).cloned().unwrap_or_else(|| "tick ".into());
+            if model == "running-usage" {
+                // Running totals on every chunk, as some providers send them.
+                let frame = json!({ "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": model,
+                    "choices": [{ "index": 0, "delta": { "content": word }, "finish_reason": null }],
+                    "usage": { "prompt_tokens": 7, "completion_tokens": i + 1, "total_tokens": 8 + i } });
+                yield Ok(Bytes::from(format!("data: {frame}\n\n")));
+                continue;
+            }
             yield Ok(Bytes::from(chunk(&model, json!({ "content": word }), Value::Null)));
         }
         yield Ok(Bytes::from(chunk(&model, json!({}), json!("stop"))));

@@ -417,6 +417,7 @@ fn relay(model: String, provider: String, response: reqwest::Response, relay: Re
         .ready_chunks(RELAY_BATCH);
     let chunks = async_stream::stream! {
         let _in_flight = InFlight::new();
+        let mut counted = UsageOnce::new(&model);
         if !sources.is_empty() {
             yield Ok::<Bytes, std::io::Error>(Bytes::from(sources_chunk(&model, sources)));
         }
@@ -456,7 +457,7 @@ fn relay(model: String, provider: String, response: reqwest::Response, relay: Re
                         }
                     }
                     if let Some(usage) = chunk.usage.filter(|u| !u.is_null()) {
-                        record_usage(&model, &usage);
+                        counted.usage = usage.clone();
                         if let Some(mirror) = &mut mirror {
                             mirror.usage = usage;
                         }
@@ -529,6 +530,7 @@ fn relay_frames(
     let mut body = response.bytes_stream();
     let chunks = async_stream::stream! {
         let _in_flight = InFlight::new();
+        let mut counted = UsageOnce::new(&model);
         let mut first = true;
         let mut pending = bytes::BytesMut::new();
         while let Some(read) = body.next().await {
@@ -551,7 +553,7 @@ fn relay_frames(
             while let Some(end) = frame_end(&pending) {
                 let frame = pending.split_to(end);
                 if let Some((usage, has_choices)) = usage_of(&frame) {
-                    record_usage(&model, &usage);
+                    counted.usage = usage;
                     if !wants_usage && !has_choices {
                         continue;
                     }
@@ -598,6 +600,28 @@ fn usage_of(frame: &[u8]) -> Option<(Value, bool)> {
     let chunk: ChunkPeek = serde_json::from_str(&data).ok()?;
     let usage = chunk.usage.filter(Value::is_object)?;
     Some((usage, chunk.choices.is_some_and(|c| !c.is_empty())))
+}
+
+/// A stream's usage, recorded once when the stream ends (however it ends): the last usage a
+/// chunk carried, so a provider that sends running totals is not counted twice.
+struct UsageOnce {
+    model: String,
+    usage: Value,
+}
+
+impl UsageOnce {
+    fn new(model: &str) -> UsageOnce {
+        UsageOnce {
+            model: model.to_owned(),
+            usage: Value::Null,
+        }
+    }
+}
+
+impl Drop for UsageOnce {
+    fn drop(&mut self) {
+        record_usage(&self.model, &self.usage);
+    }
 }
 
 /// Counts a stream in `squadron_gateway_streams_in_flight` while held.
