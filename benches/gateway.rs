@@ -40,16 +40,15 @@
 
 mod common;
 
-use common::{percentile, rss_kib, rss_kib_of, Table};
+use common::{percentile, rss_kib, rss_kib_of, Backend, Database, InProcess, Table};
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, ensure, Context};
+use anyhow::{ensure, Context};
 use axum::body::{Body, Bytes};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -60,10 +59,7 @@ use futures::StreamExt;
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
-use squadron::config::Config;
-use squadron::startup;
 use tokio::runtime::Runtime;
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::{timeout, Instant, MissedTickBehavior};
 
@@ -765,55 +761,25 @@ struct Server {
     admin: String,
     client: Client,
     running: Running,
-    _dir: tempfile::TempDir,
+    _db: Database,
 }
 
 /// Where the server runs.
 enum Running {
-    InProcess {
-        stop: oneshot::Sender<()>,
-        serving: JoinHandle<anyhow::Result<()>>,
-    },
+    InProcess(InProcess),
     Process(tokio::process::Child),
 }
 
 impl Server {
-    fn config(dir: &Path) -> Config {
-        let mut config = Config::defaults();
-        config.data_dir = dir.to_owned();
-        config.database_url = Some(format!(
-            "sqlite://{}?mode=rwc",
-            dir.join("bench.db").display()
-        ));
-        config.rate_heartbeat = 0;
-        config.rate_tasks = 0;
-        config.rate_default = 0;
-        config.rate_gateway = 0;
-        config
-    }
-
     async fn start_in_process() -> anyhow::Result<Server> {
-        let dir = tempfile::tempdir().context("creating a temporary directory")?;
-        let mut config = Server::config(dir.path());
-        config.bind = "127.0.0.1:0".parse()?;
-        let server = startup::build(config)
-            .await
-            .context("building the server")?;
-        let addr = server.local_addr();
-        let admin = server
-            .admin_token
-            .clone()
-            .context("a fresh database gives an admin token")?;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let serving = tokio::spawn(server.run(async {
-            let _ = stopped.await;
-        }));
+        let db = Database::fresh(&Backend::Sqlite).await?;
+        let app = InProcess::start(common::config(db.dir.path(), &db.url)).await?;
         Ok(Server {
-            addr,
-            admin,
+            addr: app.addr,
+            admin: app.admin.clone(),
             client: Client::builder().tcp_nodelay(true).build()?,
-            running: Running::InProcess { stop, serving },
-            _dir: dir,
+            running: Running::InProcess(app),
+            _db: db,
         })
     }
 
@@ -821,16 +787,12 @@ impl Server {
     /// the one it prints on its first start.
     async fn start_process() -> anyhow::Result<Server> {
         use tokio::io::AsyncBufReadExt;
-        let dir = tempfile::tempdir().context("creating a temporary directory")?;
-        let config = Server::config(dir.path());
+        let db = Database::fresh(&Backend::Sqlite).await?;
         let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_squadron"))
             .env("SQUADRON_BIND", addr.to_string())
-            .env("SQUADRON_DATA_DIR", &config.data_dir)
-            .env(
-                "DATABASE_URL",
-                config.database_url.as_deref().unwrap_or_default(),
-            )
+            .env("SQUADRON_DATA_DIR", db.dir.path())
+            .env("DATABASE_URL", &db.url)
             .env("SQUADRON_RATE_HEARTBEAT", "0")
             .env("SQUADRON_RATE_TASKS", "0")
             .env("SQUADRON_RATE_DEFAULT", "0")
@@ -867,7 +829,7 @@ impl Server {
             admin,
             client: Client::builder().tcp_nodelay(true).build()?,
             running: Running::Process(child),
-            _dir: dir,
+            _db: db,
         };
         let ready = async {
             loop {
@@ -887,7 +849,7 @@ impl Server {
     /// The server's resident memory, in KiB (in process: the whole program's).
     fn rss_kib(&self) -> u64 {
         match &self.running {
-            Running::InProcess { .. } => rss_kib(),
+            Running::InProcess(_) => rss_kib(),
             Running::Process(child) => child.id().map_or(0, |pid| rss_kib_of(&pid.to_string())),
         }
     }
@@ -929,14 +891,7 @@ impl Server {
         } = self;
         drop(client);
         match running {
-            Running::InProcess { stop, serving } => {
-                let _ = stop.send(());
-                match timeout(STEP_TIMEOUT, serving).await {
-                    Ok(Ok(result)) => result.context("the server stopped with an error")?,
-                    Ok(Err(join)) => bail!("the server task failed: {join}"),
-                    Err(_) => bail!("the server did not stop within {STEP_TIMEOUT:?}"),
-                }
-            }
+            Running::InProcess(app) => app.stop(STEP_TIMEOUT).await?,
             Running::Process(mut child) => child.kill().await.context("stopping the server")?,
         }
         Ok(())

@@ -55,7 +55,7 @@
 
 mod common;
 
-use common::{percentile, rss_kib, Table};
+use common::{percentile, rss_kib, Backend, Database, InProcess, Table};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -80,14 +80,10 @@ use sea_orm::{
 };
 use serde::Serialize;
 use serde_json::{json, Value};
-use squadron::config::Config;
-use squadron::startup;
 use squadron_actors::store::entity::{file, vector_store, vector_store_file};
 use squadron_actors::store::knowledge::{self as kb, NewChunk};
 use tokio::runtime::Runtime;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use tokio::time::{timeout, Instant};
+use tokio::time::Instant;
 use uuid::Uuid;
 
 const USAGE: &str = "usage: cargo bench --bench knowledge -- [--quick]";
@@ -1081,136 +1077,24 @@ async fn fake_embeddings(
 // ---------------------------------------------------------------------------------------------
 // The server under test
 
-enum Backend {
-    Sqlite,
-    Postgres { admin_url: String },
-}
-
-impl Backend {
-    fn label(&self) -> &'static str {
-        match self {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres { .. } => "postgres",
-        }
-    }
-}
-
-/// An empty database for one server: a SQLite file in a temporary directory, or a database
-/// of its own on the PostgreSQL server.
-struct Database {
-    url: String,
-    /// The admin URL and the database's name, to drop it afterwards.
-    postgres: Option<(String, String)>,
-    dir: tempfile::TempDir,
-}
-
-impl Database {
-    async fn fresh(backend: &Backend) -> anyhow::Result<Database> {
-        let dir = tempfile::tempdir().context("creating a temporary directory")?;
-        let Backend::Postgres { admin_url } = backend else {
-            let url = format!(
-                "sqlite://{}?mode=rwc",
-                dir.path().join("bench.db").display()
-            );
-            return Ok(Database {
-                url,
-                postgres: None,
-                dir,
-            });
-        };
-        let name = format!("squadron_bench_{}", Uuid::new_v4().simple());
-        let admin = sea_orm::Database::connect(admin_url.as_str())
-            .await
-            .with_context(|| format!("connecting to {PG_ENV}"))?;
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-            .await
-            .context("creating the benchmark database")?;
-        admin.close().await.ok();
-        Ok(Database {
-            url: with_database(admin_url, &name),
-            postgres: Some((admin_url.clone(), name)),
-            dir,
-        })
-    }
-
-    /// Drops a PostgreSQL database (best effort); a SQLite file goes with its directory.
-    async fn remove(self) {
-        let Some((admin_url, name)) = self.postgres else {
-            return;
-        };
-        let Ok(admin) = sea_orm::Database::connect(admin_url.as_str()).await else {
-            return;
-        };
-        let dropped = admin
-            .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-            .await;
-        if let Err(err) = dropped {
-            eprintln!("warning: could not drop database {name}: {err}");
-        }
-        admin.close().await.ok();
-    }
-}
-
-/// `postgres://u@h:p/db?x` with its database name replaced.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let root = &base[..base
-        .rfind('/')
-        .filter(|i| *i > "postgres://".len())
-        .unwrap_or(base.len())];
-    match query {
-        Some(q) => format!("{root}/{name}?{q}"),
-        None => format!("{root}/{name}"),
-    }
-}
-
 struct Server {
-    addr: SocketAddr,
-    admin: String,
+    app: InProcess,
     client: Client,
-    stop: oneshot::Sender<()>,
-    serving: JoinHandle<anyhow::Result<()>>,
     db: Database,
 }
 
 impl Server {
     async fn start(backend: &Backend) -> anyhow::Result<Server> {
         let db = Database::fresh(backend).await?;
-        let mut config = Config::defaults();
-        config.bind = "127.0.0.1:0".parse()?;
-        config.data_dir = db.dir.path().to_owned();
-        config.database_url = Some(db.url.clone());
-        config.rate_heartbeat = 0;
-        config.rate_tasks = 0;
-        config.rate_default = 0;
-        config.rate_gateway = 0;
-        let server = startup::build(config)
-            .await
-            .context("building the server")?;
-        let addr = server.local_addr();
-        let admin = server
-            .admin_token
-            .clone()
-            .context("a fresh database gives an admin token")?;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let serving = tokio::spawn(server.run(async {
-            let _ = stopped.await;
-        }));
         Ok(Server {
-            addr,
-            admin,
+            app: InProcess::start(common::config(db.dir.path(), &db.url)).await?,
             client: Client::builder().tcp_nodelay(true).build()?,
-            stop,
-            serving,
             db,
         })
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        self.app.url(path)
     }
 
     async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
@@ -1225,7 +1109,7 @@ impl Server {
     /// Sends as the admin; the reply's JSON, or an error unless it succeeded.
     async fn send(&self, request: reqwest::RequestBuilder, path: &str) -> anyhow::Result<Value> {
         let res = request
-            .bearer_auth(&self.admin)
+            .bearer_auth(&self.app.admin)
             .timeout(STEP_TIMEOUT)
             .send()
             .await
@@ -1285,22 +1169,9 @@ impl Server {
 
     /// Graceful shutdown, then the database goes.
     async fn stop(self) -> anyhow::Result<()> {
-        let Server {
-            client,
-            stop,
-            serving,
-            db,
-            ..
-        } = self;
+        let Server { app, client, db } = self;
         drop(client);
-        let _ = stop.send(());
-        let stopped = match timeout(STEP_TIMEOUT, serving).await {
-            Ok(Ok(result)) => result.context("the server stopped with an error"),
-            Ok(Err(join)) => Err(anyhow::anyhow!("the server task failed: {join}")),
-            Err(_) => Err(anyhow::anyhow!(
-                "the server did not stop within {STEP_TIMEOUT:?}"
-            )),
-        };
+        let stopped = app.stop(STEP_TIMEOUT).await;
         db.remove().await;
         stopped
     }

@@ -28,9 +28,8 @@
 
 mod common;
 
-use common::{percentile, rss_kib, Table};
+use common::{percentile, rss_kib, Backend, Database, InProcess, Table};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -40,19 +39,15 @@ use anyhow::{bail, ensure, Context};
 use futures::{stream, SinkExt, StreamExt, TryStreamExt};
 use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Client, Response, StatusCode};
-use sea_orm::ConnectionTrait;
 use serde_json::{json, Value};
-use squadron::config::Config;
-use squadron::startup;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{timeout, timeout_at, Instant};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use uuid::Uuid;
 
 const USAGE: &str =
     "usage: cargo bench --bench mission_control -- [heartbeats|mentions|all] [--pg URL]";
@@ -655,92 +650,6 @@ fn notification_round(frame: &str) -> Option<usize> {
 // ---------------------------------------------------------------------------------------------
 // The server under test
 
-enum Backend {
-    Sqlite,
-    Postgres { admin_url: String },
-}
-
-impl Backend {
-    fn label(&self) -> &'static str {
-        match self {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres { .. } => "postgres",
-        }
-    }
-}
-
-/// An empty database for one server: a SQLite file in a temporary directory, or a database
-/// of its own on the PostgreSQL server.
-struct Database {
-    url: String,
-    /// The admin URL and the database's name, to drop it afterwards.
-    postgres: Option<(String, String)>,
-    _dir: tempfile::TempDir,
-}
-
-impl Database {
-    async fn fresh(backend: &Backend) -> anyhow::Result<Database> {
-        let dir = tempfile::tempdir().context("creating a temporary directory")?;
-        let Backend::Postgres { admin_url } = backend else {
-            let url = format!(
-                "sqlite://{}?mode=rwc",
-                dir.path().join("bench.db").display()
-            );
-            return Ok(Database {
-                url,
-                postgres: None,
-                _dir: dir,
-            });
-        };
-        let name = format!("squadron_bench_{}", Uuid::new_v4().simple());
-        let admin = sea_orm::Database::connect(admin_url.as_str())
-            .await
-            .context("connecting to the --pg URL")?;
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-            .await
-            .context("creating the benchmark database")?;
-        admin.close().await.ok();
-        Ok(Database {
-            url: with_database(admin_url, &name),
-            postgres: Some((admin_url.clone(), name)),
-            _dir: dir,
-        })
-    }
-
-    /// Drops a PostgreSQL database (best effort); a SQLite file goes with its directory.
-    async fn remove(self) {
-        let Some((admin_url, name)) = self.postgres else {
-            return;
-        };
-        let Ok(admin) = sea_orm::Database::connect(admin_url.as_str()).await else {
-            return;
-        };
-        let dropped = admin
-            .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-            .await;
-        if let Err(err) = dropped {
-            eprintln!("warning: could not drop database {name}: {err}");
-        }
-        admin.close().await.ok();
-    }
-}
-
-/// `postgres://u@h:p/db?x` with its database name replaced.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let root = &base[..base
-        .rfind('/')
-        .filter(|i| *i > "postgres://".len())
-        .unwrap_or(base.len())];
-    match query {
-        Some(q) => format!("{root}/{name}?{q}"),
-        None => format!("{root}/{name}"),
-    }
-}
-
 /// A squad after setup: its key (any agent, by `X-Agent-Name`) and each agent's own key.
 struct SquadKeys {
     id: String,
@@ -749,68 +658,32 @@ struct SquadKeys {
 }
 
 struct Server {
-    addr: SocketAddr,
-    admin: String,
+    app: InProcess,
     client: Client,
-    stop: oneshot::Sender<()>,
-    serving: JoinHandle<anyhow::Result<()>>,
     db: Database,
 }
 
 impl Server {
     async fn start(backend: &Backend) -> anyhow::Result<Server> {
         let db = Database::fresh(backend).await?;
-        let mut config = Config::defaults();
-        config.bind = "127.0.0.1:0".parse()?;
-        config.database_url = Some(db.url.clone());
-        config.rate_heartbeat = 0;
-        config.rate_tasks = 0;
-        config.rate_default = 0;
-        config.rate_gateway = 0;
+        let mut config = common::config(db.dir.path(), &db.url);
         config.actor_idle_secs = 0;
-        let server = startup::build(config)
-            .await
-            .context("building the server")?;
-        let addr = server.local_addr();
-        let admin = server
-            .admin_token
-            .clone()
-            .context("a fresh database gives an admin token")?;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let serving = tokio::spawn(server.run(async {
-            let _ = stopped.await;
-        }));
-        let client = Client::builder().tcp_nodelay(true).build()?;
         Ok(Server {
-            addr,
-            admin,
-            client,
-            stop,
-            serving,
+            app: InProcess::start(config).await?,
+            client: Client::builder().tcp_nodelay(true).build()?,
             db,
         })
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        self.app.url(path)
     }
 
     /// Graceful shutdown, then the database goes.
     async fn stop(self) -> anyhow::Result<()> {
-        let Server {
-            client,
-            stop,
-            serving,
-            db,
-            ..
-        } = self;
+        let Server { app, client, db } = self;
         drop(client);
-        let _ = stop.send(());
-        match timeout(STEP_TIMEOUT, serving).await {
-            Ok(Ok(result)) => result.context("the server stopped with an error")?,
-            Ok(Err(join)) => bail!("the server task failed: {join}"),
-            Err(_) => bail!("the server did not stop within {STEP_TIMEOUT:?}"),
-        }
+        app.stop(STEP_TIMEOUT).await?;
         db.remove().await;
         Ok(())
     }
@@ -831,7 +704,7 @@ impl Server {
         let res = self
             .client
             .post(self.url("/api/squads"))
-            .bearer_auth(&self.admin)
+            .bearer_auth(&self.app.admin)
             .json(&json!({ "name": name, "agents": specs }))
             .timeout(STEP_TIMEOUT)
             .send()
@@ -902,10 +775,10 @@ impl Server {
 
     /// A WebSocket to `/api/live` as the organization's admin, subscribed to the squad.
     async fn subscribed_socket(&self, squad_id: &str) -> anyhow::Result<Socket> {
-        let mut request = format!("ws://{}/api/live", self.addr).into_client_request()?;
+        let mut request = format!("ws://{}/api/live", self.app.addr).into_client_request()?;
         request
             .headers_mut()
-            .insert(AUTHORIZATION, format!("Bearer {}", self.admin).parse()?);
+            .insert(AUTHORIZATION, format!("Bearer {}", self.app.admin).parse()?);
         // tungstenite zero-fills its whole read buffer (128 KiB by default) on each read: a
         // small one on this, the client's, end keeps the RSS per socket mostly the server's.
         let config = WebSocketConfig::default().read_buffer_size(CLIENT_WS_READ_BUFFER);
