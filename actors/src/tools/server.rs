@@ -124,15 +124,6 @@ impl Actor for McpServer {
         })
     }
 
-    async fn post_stop(
-        &self,
-        _myself: ActorRef<ServerMsg>,
-        state: &mut ServerState,
-    ) -> Result<(), ActorProcessingErr> {
-        state.hang_up.cancel();
-        Ok(())
-    }
-
     async fn handle(
         &self,
         myself: ActorRef<ServerMsg>,

@@ -203,19 +203,12 @@ pub async fn add(
     let (new, secrets) = match transport.as_str() {
         "http" => {
             let url = body.url.as_deref().map(str::trim).unwrap_or_default();
-            if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 2_000 {
-                return Err(ApiError::Validation("url must be an http(s) URL".into()));
-            }
             let parsed = reqwest::Url::parse(url)
-                .map_err(|e| ApiError::Validation(format!("url is not a URL: {e}")))?;
-            vetted(&parsed, state.config.mcp_allow_private)
-                .await
-                .map_err(|err| match err {
-                    ApiError::Validation(why) => ApiError::Validation(format!(
-                        "{why} (--mcp-allow-private lets servers be added there)"
-                    )),
-                    other => other,
-                })?;
+                .ok()
+                .filter(|_| url.len() <= 2_000)
+                .ok_or_else(|| ApiError::Validation("url must be an http(s) URL".into()))?;
+            let private = (state.config.mcp_allow_private, "--mcp-allow-private");
+            vetted(&parsed, private).await?;
             if body.command.is_some() || !body.args.is_empty() || !body.env.is_empty() {
                 return Err(ApiError::Validation(
                     "command, args and env are for stdio servers".into(),

@@ -209,7 +209,7 @@ impl AgentTurn {
                 Ok(turn) => {
                     mirror.usage = turn.completion["usage"].clone();
                     mirror.finish("completed");
-                    for chunk in tail_chunks(&turn.completion, wants_usage, true) {
+                    for chunk in tail_chunks(&turn.completion, wants_usage) {
                         out.push_str(&format!("data: {chunk}\n\n"));
                     }
                     out.push_str("data: [DONE]\n\n");
@@ -507,10 +507,10 @@ fn clip(text: &str, chars: usize) -> String {
     }
 }
 
-/// The end of a turn as OpenAI's SSE chunks: the answer's text unless it was `streamed`
-/// already, the calls of the client's own tools (if the model made any), the finish reason,
-/// and the usage if the client asked for it.
-pub fn tail_chunks(completion: &Value, wants_usage: bool, streamed: bool) -> Vec<String> {
+/// The end of a streamed turn as OpenAI's SSE chunks (its text went out as it came): the
+/// calls of the client's own tools (if the model made any), the finish reason, and the usage
+/// if the client asked for it.
+pub fn tail_chunks(completion: &Value, wants_usage: bool) -> Vec<String> {
     let base = |choices: Value| {
         json!({
             "id": completion["id"],
@@ -522,9 +522,6 @@ pub fn tail_chunks(completion: &Value, wants_usage: bool, streamed: bool) -> Vec
     };
     let message = &completion["choices"][0]["message"];
     let mut delta = json!({ "role": "assistant" });
-    if !streamed {
-        delta["content"] = message["content"].clone();
-    }
     if let Some(calls) = message["tool_calls"].as_array() {
         let indexed: Vec<Value> = calls
             .iter()

@@ -193,9 +193,11 @@ fn is_public(ip: IpAddr) -> bool {
 }
 
 /// Checks `url` and pins it to an address that was checked, so DNS cannot change its mind.
+/// Private addresses pass only with `allow_private`; the refusal names `option`, which
+/// allows them.
 pub(crate) async fn vetted(
     url: &reqwest::Url,
-    allow_private: bool,
+    (allow_private, option): (bool, &str),
 ) -> Result<(String, std::net::SocketAddr), ApiError> {
     if !matches!(url.scheme(), "http" | "https") {
         return Err(ApiError::Validation("url must be http(s)".into()));
@@ -214,7 +216,7 @@ pub(crate) async fn vetted(
     };
     if !allow_private && addrs.iter().any(|a| !is_public(a.ip())) {
         return Err(ApiError::Validation(format!(
-            "{host} is a private, loopback or link-local address; this server does not fetch those"
+            "{host} is a private, loopback or link-local address; this server goes there only with {option}"
         )));
     }
     Ok((host, addr))
@@ -236,7 +238,8 @@ pub async fn scrape_url(
         retry_after: None,
     };
     for _ in 0..=SCRAPE_REDIRECTS {
-        let (host, addr) = vetted(&url, state.config.scrape_allow_private).await?;
+        let private = (state.config.scrape_allow_private, "--scrape-allow-private");
+        let (host, addr) = vetted(&url, private).await?;
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .resolve(&host, addr)
