@@ -3,7 +3,7 @@
 //! recorded; the client sees the usage chunk only if it asked). A client that goes away
 //! drops the upstream request with it.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
@@ -12,6 +12,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
+use memchr::memmem::Finder;
 use serde_json::{json, Value};
 use squadron_actors::squad::SquadMsg;
 use squadron_actors::store::{entity::agent, entity::model, gateway};
@@ -575,12 +576,17 @@ fn relay_frames(
     sse(Body::from_stream(chunks))
 }
 
+/// Searchers for what the relay looks for in every frame, built once.
+static BLANK_LINE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\n\n"));
+static CRLF_BLANK_LINE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\r\n\r\n"));
+static USAGE_FIELD: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"usage\""));
+
 /// Where the first complete SSE frame of `buffer` ends (after its blank line), if one has.
 fn frame_end(buffer: &[u8]) -> Option<usize> {
-    let lf = memchr::memmem::find(buffer, b"\n\n").map(|at| at + 2);
+    let lf = BLANK_LINE.find(buffer).map(|at| at + 2);
     // A CRLF frame end can come first only if it starts before the LF one ends.
     let before = lf.unwrap_or(buffer.len());
-    let crlf = memchr::memmem::find(&buffer[..before], b"\r\n\r\n").map(|at| at + 4);
+    let crlf = CRLF_BLANK_LINE.find(&buffer[..before]).map(|at| at + 4);
     match (lf, crlf) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -590,7 +596,7 @@ fn frame_end(buffer: &[u8]) -> Option<usize> {
 /// The usage a frame's chunk carries, and whether it has choices too. Only a frame that names
 /// `"usage"` is parsed (in a chunk's text the quotes would be escaped).
 fn usage_of(frame: &[u8]) -> Option<(Value, bool)> {
-    memchr::memmem::find(frame, b"\"usage\"")?;
+    USAGE_FIELD.find(frame)?;
     let text = std::str::from_utf8(frame).ok()?;
     let data: String = text
         .lines()
