@@ -3,7 +3,7 @@
 //! real HTTP. It prints tables; it is not a timed test.
 //!
 //! ```text
-//! cargo bench --bench gateway -- [--quick] [--token-ms N] [--server-process]
+//! cargo bench --bench gateway -- [--quick] [--streams C,C,...] [--token-ms N] [--server-process]
 //! ```
 //!
 //! - Squadron runs inside this program, on the runtime the clients use, on every CPU.
@@ -18,20 +18,26 @@
 //!   fixed schedule (chunk i at i × 20 ms after the request; a late chunk is sent at once),
 //!   then a usage chunk if `stream_options.include_usage`, then `data: [DONE]`; otherwise a
 //!   small JSON completion at once.
+//! - A bare relay (in process only) is measured as a third path: axum in, reqwest out, the
+//!   request's body and the upstream's bytes passed on unread, no auth, lookups or metrics.
+//!   It is the floor for any proxy hop on this stack and machine: what Squadron adds beyond
+//!   it is Squadron's own.
 //! - Squadron uses SQLite in a temporary directory, with rate limits off. The fake is
 //!   registered as provider `fake`, and model `bench` maps to its `fake-model`.
-//! - Streaming: for C = 1, 100 and 1,000 (`--quick`: 1 and 100) concurrent streams, C
-//!   clients each stream back to back, so C streams are open at every moment. Their first
-//!   requests are spread over one stream's length, so requests arrive steadily, not in a
-//!   burst. Requests sent in the first stream's length (plus 1 s) warm up and are not
-//!   counted; then requests are counted for a window (12 s, or longer at small C so that at
-//!   least 20 complete). The two paths take turns, never both at once: half a window
-//!   straight to the upstream (model `fake-model`), half through Squadron (model `bench`),
-//!   and again. Each request records its time to first token (until the first `data:` chunk
-//!   with content arrives) and its total time (until `data: [DONE]` arrives). Added =
-//!   Squadron's percentile minus direct's.
+//! - Streaming: for C = 1, 100 and 1,000 concurrent streams (`--quick`: 1 and 100; or the
+//!   counts `--streams` lists), C clients each stream back to back, so C streams are open at
+//!   every moment. Their first requests are spread over one stream's length, so requests
+//!   arrive steadily, not in a burst. Requests sent in the first stream's length (plus 1 s)
+//!   warm up and are not counted; then requests are counted for a window (12 s, or longer at
+//!   small C so that at least 20 complete). The paths take turns, never two at once: half a
+//!   window straight to the upstream (model `fake-model`), then through the bare relay, then
+//!   through Squadron (model `bench`), and again. Each request records its time to first
+//!   token (until the first `data:` chunk with content arrives) and its total time (until
+//!   `data: [DONE]` arrives). Added = the path's percentile minus direct's. The whole
+//!   machine's busy CPUs over the counted windows are reported too: where they near the
+//!   core count, every path waits for a CPU.
 //! - Non-streaming: 64 clients send requests back to back for 3 s (after 0.5 s of warm-up),
-//!   straight to the upstream, then through Squadron.
+//!   each path in turn.
 //!
 //! Both requests ask for `stream_options.include_usage`, so both paths deliver the same bytes.
 //! RSS is the whole program's (clients and upstream too); with `--server-process`, the
@@ -40,7 +46,9 @@
 
 mod common;
 
-use common::{percentile, rss_kib, rss_kib_of, Backend, Database, InProcess, Table};
+use common::{
+    machine_busy_secs, percentile, rss_kib, rss_kib_of, Backend, Database, InProcess, Table,
+};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -64,7 +72,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{timeout, Instant, MissedTickBehavior};
 
 const USAGE: &str =
-    "usage: cargo bench --bench gateway -- [--quick] [--token-ms N] [--server-process]";
+    "usage: cargo bench --bench gateway -- [--quick] [--streams C,C,...] [--token-ms N] [--server-process]";
 
 /// Concurrent streams per round.
 const CONCURRENCY: [usize; 3] = [1, 100, 1_000];
@@ -103,11 +111,26 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let mut quick = false;
+    let mut streams: Option<Vec<usize>> = None;
     let mut in_process = true;
     let mut rest = args.iter().filter(|a| *a != "--bench");
     while let Some(arg) = rest.next() {
         match arg.as_str() {
             "--quick" => quick = true,
+            "--streams" => {
+                let list = rest.next().map(|list| {
+                    list.split(',')
+                        .map(|c| c.trim().parse::<usize>().ok().filter(|&c| c > 0))
+                        .collect::<Option<Vec<usize>>>()
+                });
+                match list {
+                    Some(Some(list)) if !list.is_empty() => streams = Some(list),
+                    _ => {
+                        eprintln!("--streams takes stream counts, like 1,100\n{USAGE}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
             "--server-process" => in_process = false,
             "--token-ms" => match rest.next().and_then(|n| n.parse::<u64>().ok()) {
                 Some(ms) if ms > 0 => TOKEN_EVERY_MS.store(ms, Ordering::Relaxed),
@@ -122,7 +145,10 @@ fn main() -> ExitCode {
             }
         }
     }
-    let options = Options::new(quick, in_process);
+    let mut options = Options::new(quick, in_process);
+    if let Some(streams) = streams {
+        options.concurrency = streams;
+    }
     if !in_process {
         // Before any runtime starts: every thread this program makes inherits CPU 1.
         pin(&std::process::id().to_string(), LOAD_CPU);
@@ -209,22 +235,33 @@ async fn run(options: Options, upstream_runtime: &Runtime) -> anyhow::Result<()>
     };
     server.register(upstream).await?;
     let pool = options.max_concurrency().max(RPS_CLIENTS);
-    let direct = Arc::new(Target::new(
+    let mut targets = vec![Arc::new(Target::new(
         "direct",
         format!("http://{upstream}/v1/chat/completions"),
         UPSTREAM_KEY,
         UPSTREAM_MODEL,
         pool,
-    )?);
-    let squadron = Arc::new(Target::new(
+    )?)];
+    // The bare relay runs where Squadron runs, so it is measured only in process.
+    if options.in_process {
+        let relay = start_relay(upstream).await?;
+        targets.push(Arc::new(Target::new(
+            "bare relay",
+            format!("http://{relay}/v1/chat/completions"),
+            UPSTREAM_KEY,
+            UPSTREAM_MODEL,
+            pool,
+        )?));
+    }
+    targets.push(Arc::new(Target::new(
         "squadron",
         server.url("/v1/chat/completions"),
         &server.admin,
         SQUADRON_MODEL,
         pool,
-    )?);
-    // A request each way first: both paths must work before anything is measured.
-    for target in [&direct, &squadron] {
+    )?));
+    // A request each way first: every path must work before anything is measured.
+    for target in &targets {
         one_stream(target)
             .await
             .map_err(anyhow::Error::msg)
@@ -233,68 +270,61 @@ async fn run(options: Options, upstream_runtime: &Runtime) -> anyhow::Result<()>
 
     let mut ttft = Table::new(&[
         "C",
+        "path",
         "window s",
         "streams",
-        "errors d/s",
-        "direct p50",
-        "direct p99",
-        "squadron p50",
-        "squadron p99",
+        "errors",
+        "p50",
+        "p99",
         "added p50",
         "added p99",
+        "CPUs busy",
         "RSS MiB",
     ]);
-    let mut total = Table::new(&[
-        "C",
-        "direct p50",
-        "direct p99",
-        "squadron p50",
-        "squadron p99",
-        "added p50",
-        "added p99",
-    ]);
+    let mut total = Table::new(&["C", "path", "p50", "p99", "added p50", "added p99"]);
     for &c in &options.concurrency {
         let window = options.window(c);
         eprintln!(
             "streams C={c}: per path, twice: warm-up, then {:.0} s counted",
             window.as_secs_f64() / 2.0
         );
-        let mut d = Streams::default();
-        let mut s = Streams::default();
+        let mut streams: Vec<Streams> = targets.iter().map(|_| Streams::default()).collect();
         for _ in 0..2 {
-            d.extend(steady(&direct, c, window / 2).await);
-            s.extend(steady(&squadron, c, window / 2).await);
+            for (target, streams) in targets.iter().zip(&mut streams) {
+                eprintln!("streams C={c}: {}", target.name);
+                streams.extend(steady(target, c, window / 2).await);
+            }
         }
-        d.sort();
-        s.sort();
-        d.report_errors(c);
-        s.report_errors(c);
+        streams.iter_mut().for_each(Streams::sort);
         let rss = server.rss_kib();
-        ttft.push(vec![
-            c.to_string(),
-            format!("{:.0}", window.as_secs_f64()),
-            format!("{}/{}", d.ttft.len(), s.ttft.len()),
-            format!("{}/{}", d.errors.len(), s.errors.len()),
-            ms(percentile(&d.ttft, 0.50)),
-            ms(percentile(&d.ttft, 0.99)),
-            ms(percentile(&s.ttft, 0.50)),
-            ms(percentile(&s.ttft, 0.99)),
-            added(&s.ttft, &d.ttft, 0.50),
-            added(&s.ttft, &d.ttft, 0.99),
-            format!("{:.0}", rss as f64 / 1024.0),
-        ]);
-        total.push(vec![
-            c.to_string(),
-            ms(percentile(&d.total, 0.50)),
-            ms(percentile(&d.total, 0.99)),
-            ms(percentile(&s.total, 0.50)),
-            ms(percentile(&s.total, 0.99)),
-            added(&s.total, &d.total, 0.50),
-            added(&s.total, &d.total, 0.99),
-        ]);
+        let direct = &streams[0];
+        for (target, s) in targets.iter().zip(&streams) {
+            s.report_errors(c, target.name);
+            ttft.push(vec![
+                c.to_string(),
+                target.name.into(),
+                format!("{:.0}", window.as_secs_f64()),
+                s.ttft.len().to_string(),
+                s.errors.len().to_string(),
+                ms(percentile(&s.ttft, 0.50)),
+                ms(percentile(&s.ttft, 0.99)),
+                added(&s.ttft, &direct.ttft, 0.50),
+                added(&s.ttft, &direct.ttft, 0.99),
+                s.busy(),
+                format!("{:.0}", rss as f64 / 1024.0),
+            ]);
+            total.push(vec![
+                c.to_string(),
+                target.name.into(),
+                ms(percentile(&s.total, 0.50)),
+                ms(percentile(&s.total, 0.99)),
+                added(&s.total, &direct.total, 0.50),
+                added(&s.total, &direct.total, 0.99),
+            ]);
+        }
     }
 
-    eprintln!("non-streaming: {RPS_CLIENTS} clients, direct then through Squadron");
+    eprintln!("non-streaming: {RPS_CLIENTS} clients, each path in turn");
     let mut rps = Table::new(&[
         "path",
         "clients",
@@ -306,7 +336,8 @@ async fn run(options: Options, upstream_runtime: &Runtime) -> anyhow::Result<()>
         "errors",
         "RSS MiB",
     ]);
-    for target in [&direct, &squadron] {
+    for target in &targets {
+        eprintln!("non-streaming: {}", target.name);
         let _ = request_load(target, RPS_WARM_UP).await;
         let load = request_load(target, RPS_MEASURED).await;
         for error in load.errors.iter().take(ERRORS_SHOWN) {
@@ -328,21 +359,27 @@ async fn run(options: Options, upstream_runtime: &Runtime) -> anyhow::Result<()>
             format!("{:.0}", rss as f64 / 1024.0),
         ]);
     }
-    drop((direct, squadron));
+    drop(targets);
     server.stop().await?;
 
     println!(
-        "\n## streaming, time to first token (ms): C streams open at every moment, direct and through Squadron in turns; {TOKENS} chunks, one per {} ms\n",
+        "\n## streaming, time to first token (ms): C streams open at every moment, each path in turn; {TOKENS} chunks, one per {} ms\n",
         token_every().as_millis()
     );
     ttft.print();
     println!(
-        "\nDesign goal: added TTFT p50 <= 0.2 ms and p99 <= 1 ms at 1,000 concurrent streams."
+        "\nDesign goal: Squadron's added TTFT p50 <= 0.2 ms and p99 <= 1 ms at 1,000 concurrent streams."
     );
     println!("TTFT: from just before the request is sent until the first `data:` chunk with content arrives.");
-    println!("added = Squadron's percentile - direct's. errors d/s: failed streams direct / through Squadron.");
+    println!("added = the path's percentile - direct's. errors: failed streams.");
+    println!(
+        "CPUs busy: the whole machine's ({} CPUs, every process), over the counted windows.",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!("bare relay: the least a proxy on the same stack does (axum in, reqwest out, bytes passed on");
+    println!("unread, no auth or lookups): the floor for any proxy hop on this machine.");
     if options.in_process {
-        println!("In process: Squadron, the clients and the fake upstream share one runtime and both CPUs.");
+        println!("In process: Squadron, the bare relay, the clients and the fake upstream share one runtime and both CPUs.");
         println!("RSS is the whole program's VmRSS after the row: the clients and the fake upstream run in it too.");
     } else {
         println!("Squadron ran as its own process on CPU {SERVER_CPU}; the clients and the fake upstream on CPU {LOAD_CPU}.");
@@ -351,7 +388,7 @@ async fn run(options: Options, upstream_runtime: &Runtime) -> anyhow::Result<()>
     println!("\n## streaming, total time (ms): same requests, until `data: [DONE]` arrives\n");
     total.print();
     println!(
-        "\n## non-streaming: {RPS_CLIENTS} clients back to back for {} s (after {} s of warm-up), direct then through Squadron\n",
+        "\n## non-streaming: {RPS_CLIENTS} clients back to back for {} s (after {} s of warm-up), each path in turn\n",
         RPS_MEASURED.as_secs(),
         RPS_WARM_UP.as_secs_f64()
     );
@@ -414,6 +451,8 @@ struct Streams {
     ttft: Vec<Duration>,
     total: Vec<Duration>,
     errors: Vec<String>,
+    /// The machine's busy CPUs over each counted window.
+    busy: Vec<f64>,
 }
 
 impl Streams {
@@ -421,6 +460,18 @@ impl Streams {
         self.ttft.extend(other.ttft);
         self.total.extend(other.total);
         self.errors.extend(other.errors);
+        self.busy.extend(other.busy);
+    }
+
+    /// The machine's busy CPUs, averaged over the counted windows.
+    fn busy(&self) -> String {
+        if self.busy.is_empty() {
+            return "-".into();
+        }
+        format!(
+            "{:.2}",
+            self.busy.iter().sum::<f64>() / self.busy.len() as f64
+        )
     }
 
     fn sort(&mut self) {
@@ -428,9 +479,9 @@ impl Streams {
         self.total.sort_unstable();
     }
 
-    fn report_errors(&self, c: usize) {
+    fn report_errors(&self, c: usize, path: &str) {
         for error in self.errors.iter().take(ERRORS_SHOWN) {
-            eprintln!("streams C={c}: error: {error}");
+            eprintln!("streams C={c} {path}: error: {error}");
         }
     }
 }
@@ -476,6 +527,12 @@ async fn steady(target: &Arc<Target>, c: usize, window: Duration) -> Streams {
         })
         .collect();
     let mut streams = Streams::default();
+    tokio::time::sleep_until(counted_from).await;
+    let busy_from = machine_busy_secs();
+    tokio::time::sleep_until(counted_until).await;
+    if let (Some(from), Some(until)) = (busy_from, machine_busy_secs()) {
+        streams.busy.push((until - from) / window.as_secs_f64());
+    }
     for client in clients {
         match client.await {
             Ok(client) => streams.extend(client),
@@ -736,6 +793,69 @@ async fn fake_chat(
         .header(header::CONTENT_TYPE, "text/event-stream")
         .body(Body::from_stream(chunks))
         .expect("static headers are valid")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The bare relay
+
+/// A proxy that does the least one can on Squadron's stack: the request's body and
+/// `Authorization` go to the upstream with a reqwest client built as Squadron's is, and the
+/// upstream's status and body bytes come back unread. Binds 127.0.0.1:0 on the current
+/// runtime; returns its address.
+async fn start_relay(upstream: SocketAddr) -> anyhow::Result<SocketAddr> {
+    let relay = Arc::new(Relay {
+        url: format!("http://{upstream}/v1/chat/completions"),
+        client: Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(300))
+            .build()?,
+    });
+    let app = Router::new()
+        .route("/v1/chat/completions", post(relay_chat))
+        .with_state(relay);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, app).await {
+            eprintln!("the bare relay stopped: {err}");
+        }
+    });
+    Ok(addr)
+}
+
+struct Relay {
+    url: String,
+    client: Client,
+}
+
+async fn relay_chat(
+    axum::extract::State(relay): axum::extract::State<Arc<Relay>>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut request = relay
+        .client
+        .post(&relay.url)
+        .header(CONTENT_TYPE, "application/json")
+        .body(body);
+    if let Some(auth) = headers.get(AUTHORIZATION) {
+        request = request.header(AUTHORIZATION, auth.clone());
+    }
+    match request.send().await {
+        Ok(response) => {
+            let mut reply = Response::builder().status(response.status());
+            if let Some(kind) = response.headers().get(CONTENT_TYPE) {
+                reply = reply.header(header::CONTENT_TYPE, kind.clone());
+            }
+            reply
+                .body(Body::from_stream(response.bytes_stream()))
+                .expect("headers copied from a response are valid")
+        }
+        Err(err) => (StatusCode::BAD_GATEWAY, err.to_string()).into_response(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -184,6 +184,23 @@ pub fn rss_kib_of(pid: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The CPU time the whole machine (every CPU, every process) has been busy since it started,
+/// in seconds; `None` where /proc/stat cannot be read. Busy is all but idle and I/O wait.
+pub fn machine_busy_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()?
+        .strip_prefix("cpu ")?
+        .split_whitespace()
+        .map(|t| t.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal (guest time is within user)
+    let busy: u64 = ticks.iter().take(8).sum::<u64>() - ticks.get(3)? - ticks.get(4)?;
+    // The kernel counts in USER_HZ, 100 on every Linux.
+    Some(busy as f64 / 100.0)
+}
+
 /// The nearest-rank percentile `p` (0 to 1) of sorted durations.
 pub fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
     if sorted.is_empty() {
