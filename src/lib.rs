@@ -16,3 +16,9 @@ pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub mod usage;
+
+/// mimalloc, not glibc's malloc: a request's buffers are often freed on another worker thread
+/// than the one that made them, and glibc's arenas then contend on their locks. Set here, in
+/// the library, so the tests and benchmarks run on the allocator the server does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
