@@ -777,11 +777,14 @@ async fn fake_chat(
     }
     let include_usage = body["stream_options"]["include_usage"].as_bool() == Some(true);
     let chunks = async_stream::stream! {
-        // Chunk i goes at i paces: the first at once, a late one as soon as possible.
-        let mut pace = tokio::time::interval(token_every());
+        // Chunk i goes at i paces: the first at once (not through the timer, which rounds up
+        // to its next millisecond), a late one as soon as possible.
+        let mut pace = tokio::time::interval_at(Instant::now() + token_every(), token_every());
         pace.set_missed_tick_behavior(MissedTickBehavior::Burst);
-        for token in &canned.tokens {
-            pace.tick().await;
+        for (i, token) in canned.tokens.iter().enumerate() {
+            if i > 0 {
+                pace.tick().await;
+            }
             yield Ok::<Bytes, Infallible>(token.clone());
         }
         if include_usage {

@@ -548,6 +548,12 @@ fn relay_frames(
                 metrics::histogram!("squadron_gateway_time_to_first_token_seconds", "model" => model.clone())
                     .record(started.elapsed().as_secs_f64());
             }
+            // The common case: the read is whole frames with no usage in them. It goes out as
+            // it came, uncopied.
+            if pending.is_empty() && ends_a_frame(&read) && !has_usage(&read) {
+                yield Ok(read);
+                continue;
+            }
             pending.extend_from_slice(&read);
             // The complete frames of this read go out in one write; the rest waits.
             let mut out = bytes::BytesMut::new();
@@ -593,10 +599,28 @@ fn frame_end(buffer: &[u8]) -> Option<usize> {
     }
 }
 
-/// The usage a frame's chunk carries, and whether it has choices too. Only a frame that names
-/// `"usage"` is parsed (in a chunk's text the quotes would be escaped).
+/// Whether `bytes` end where a frame does.
+fn ends_a_frame(bytes: &[u8]) -> bool {
+    bytes.ends_with(b"\n\n") || bytes.ends_with(b"\r\n\r\n")
+}
+
+/// Whether any chunk in `bytes` carries usage: names `"usage"` (in a chunk's text the quotes
+/// would be escaped) with a value other than `null`, which providers that report usage on the
+/// last chunk send on every other one.
+fn has_usage(bytes: &[u8]) -> bool {
+    USAGE_FIELD.find_iter(bytes).any(|at| {
+        let value = bytes[at + b"\"usage\"".len()..].trim_ascii_start();
+        let value = value.strip_prefix(b":").unwrap_or(value).trim_ascii_start();
+        !value.starts_with(b"null")
+    })
+}
+
+/// The usage a frame's chunk carries, and whether it has choices too. Only a frame that
+/// [`has_usage`] is parsed.
 fn usage_of(frame: &[u8]) -> Option<(Value, bool)> {
-    USAGE_FIELD.find(frame)?;
+    if !has_usage(frame) {
+        return None;
+    }
     let text = std::str::from_utf8(frame).ok()?;
     let data: String = text
         .lines()
@@ -652,6 +676,8 @@ mod tests {
 
     #[test]
     fn frames_end_at_a_blank_line_of_either_kind() {
+        assert!(ends_a_frame(b"data: {}\n\n") && ends_a_frame(b"data: {}\r\n\r\n"));
+        assert!(!ends_a_frame(b"data: {}\n") && !ends_a_frame(b"data: {}\r\n"));
         assert_eq!(frame_end(b"data: {}\n\ndata: x"), Some(10));
         assert_eq!(frame_end(b"data: {}\r\n\r\ndata: x\n\n"), Some(12));
         assert_eq!(frame_end(b"data: {}\n"), None);
@@ -671,6 +697,12 @@ mod tests {
 "#;
         assert!(usage_of(last_content).unwrap().1, "relayed: it has content");
         assert!(usage_of(br#"data: {"choices":[],"usage":null}"#).is_none());
+        assert!(!has_usage(
+            br#"data: {"choices":[{"delta":{"content":"hi"}}],"usage" : null}"#
+        ));
+        // A read of two frames: the second one's usage is seen past the first's null.
+        let two = b"data: {\"choices\":[],\"usage\":null}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":1}}\n\n";
+        assert!(has_usage(two));
         // The word in a chunk's text is escaped, so it is not taken for the field.
         assert!(usage_of(br#"data: {"choices":[{"delta":{"content":"\"usage\""}}]}"#).is_none());
     }
