@@ -9,9 +9,8 @@
 //! - Squadron runs inside this program, on the runtime the clients use, on every CPU.
 //!   `--server-process` runs it as its own process instead (the `squadron` binary, as
 //!   deployed) pinned to CPU 0, with this program (clients and fake upstream) pinned to CPU 1.
-//!   On a 2-core machine that leaves each side one core and measured worse (added TTFT p50
-//!   at 1,000 streams: +4.8 ms, against +3.4 ms in process); it is the arrangement to use
-//!   where the load has cores of its own.
+//!   On a 2-core machine that leaves each side one core, and it measured worse than in
+//!   process; it is the arrangement to use where the load has cores of its own.
 //! - The fake upstream (an axum app on a tokio runtime of its own, one worker thread) answers
 //!   `POST /v1/chat/completions`: with `stream: true`, 200 content chunks in OpenAI's chunk
 //!   format, one every 20 ms (`--token-ms`; 50 tokens/s, a fast hosted model's pace) on a
