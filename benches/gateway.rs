@@ -744,12 +744,17 @@ impl Canned {
     }
 }
 
-/// Binds 127.0.0.1:0 and serves the fake on the current runtime; returns its address.
+/// Serves the fake on 127.0.0.1:0 on the current runtime; returns its address.
 async fn start_upstream() -> anyhow::Result<SocketAddr> {
     let canned = Arc::new(Canned::new());
     let app = Router::new()
         .route("/v1/chat/completions", post(fake_chat))
         .with_state(canned);
+    serve_on_loopback("the fake upstream", app).await
+}
+
+/// Serves `app` on 127.0.0.1:0 (Nagle off) on the current runtime; returns its address.
+async fn serve_on_loopback(name: &'static str, app: Router) -> anyhow::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let listener = listener.tap_io(|tcp| {
@@ -757,7 +762,7 @@ async fn start_upstream() -> anyhow::Result<SocketAddr> {
     });
     tokio::spawn(async move {
         if let Err(err) = axum::serve(listener, app).await {
-            eprintln!("the fake upstream stopped: {err}");
+            eprintln!("{name} stopped: {err}");
         }
     });
     Ok(addr)
@@ -815,17 +820,7 @@ async fn start_relay(upstream: SocketAddr) -> anyhow::Result<SocketAddr> {
     let app = Router::new()
         .route("/v1/chat/completions", post(relay_chat))
         .with_state(relay);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    tokio::spawn(async move {
-        if let Err(err) = axum::serve(listener, app).await {
-            eprintln!("the bare relay stopped: {err}");
-        }
-    });
-    Ok(addr)
+    serve_on_loopback("the bare relay", app).await
 }
 
 struct Relay {
