@@ -17,6 +17,10 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+#[path = "../../tests/support/database_url.rs"]
+mod database_url;
+use database_url::with_database;
+
 /// Where a benchmark's server keeps its data.
 pub enum Backend {
     Sqlite,
@@ -89,21 +93,6 @@ impl Database {
             eprintln!("warning: could not drop database {name}: {err}");
         }
         admin.close().await.ok();
-    }
-}
-
-/// `postgres://u@h:p/db?x` with its database name replaced.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let root = &base[..base
-        .rfind('/')
-        .filter(|i| *i > "postgres://".len())
-        .unwrap_or(base.len())];
-    match query {
-        Some(q) => format!("{root}/{name}?{q}"),
-        None => format!("{root}/{name}"),
     }
 }
 

@@ -20,6 +20,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use uuid::Uuid;
 
+#[path = "../support/database_url.rs"]
+mod database_url;
+use database_url::with_database;
+
 /// How long any single wait in a test may take before it fails.
 pub const WAIT: Duration = Duration::from_secs(15);
 
@@ -67,21 +71,6 @@ impl TestDb {
             _ => format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display()),
         };
         TestDb { url, _dir: dir }
-    }
-}
-
-/// `postgres://u@h:p/db?x` with its database name replaced.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let root = &base[..base
-        .rfind('/')
-        .filter(|i| *i > "postgres://".len())
-        .unwrap_or(base.len())];
-    match query {
-        Some(q) => format!("{root}/{name}?{q}"),
-        None => format!("{root}/{name}"),
     }
 }
 
