@@ -117,6 +117,12 @@ fn ask(model: &str, text: &str) -> Value {
     json!({ "model": model, "messages": [{ "role": "user", "content": text }] })
 }
 
+/// The text of `model`'s answer to `text`, asked through `/v1/chat/completions`.
+async fn answer(app: &TestApp, model: &str, text: &str) -> Value {
+    let res = app.post("/v1/chat/completions", ask(model, text)).await;
+    body(res).await["choices"][0]["message"]["content"].clone()
+}
+
 /// The next live event of `kind` on `ws`.
 async fn event_of(ws: &mut Ws, kind: &str) -> Value {
     loop {
@@ -379,14 +385,13 @@ async fn a_server_that_dies_mid_call_gives_the_model_an_error_and_comes_back() {
     })
     .await;
     connected(&app, "everything").await;
-    let res = app
-        .post(
-            "/v1/chat/completions",
-            ask("worker", r#"call everything__echo {"message":"back"}"#),
-        )
-        .await;
     assert_eq!(
-        body(res).await["choices"][0]["message"]["content"],
+        answer(
+            &app,
+            "worker",
+            r#"call everything__echo {"message":"back"}"#
+        )
+        .await,
         "1 tool results: Echo: back"
     );
 }
@@ -451,14 +456,13 @@ async fn http_servers_work_and_one_that_is_down_harms_no_other() {
         json!(["remote/echo", "nowhere"]),
     )
     .await;
-    let res = app
-        .post(
-            "/v1/chat/completions",
-            ask("caller", r#"call remote__echo {"message":"over http"}"#),
-        )
-        .await;
     assert_eq!(
-        body(res).await["choices"][0]["message"]["content"],
+        answer(
+            &app,
+            "caller",
+            r#"call remote__echo {"message":"over http"}"#
+        )
+        .await,
         "1 tool results: Echo: over http"
     );
     let remote = connected(&app, "remote").await;
@@ -708,14 +712,8 @@ async fn a_servers_tool_list_follows_its_announcements() {
     assert_eq!(names().await, ["add_tool"]);
 
     add_agent(&app, "grower", "tool-caller", json!(["growing"])).await;
-    let res = app
-        .post(
-            "/v1/chat/completions",
-            ask("grower", "call growing__add_tool {}"),
-        )
-        .await;
     assert_eq!(
-        body(res).await["choices"][0]["message"]["content"],
+        answer(&app, "grower", "call growing__add_tool {}").await,
         "1 tool results: added extra_1"
     );
     // The server announced the new tool; nobody asked for the list again.
@@ -724,14 +722,8 @@ async fn a_servers_tool_list_follows_its_announcements() {
     })
     .await;
     // And the agent (granted the whole server) can use it at once.
-    let res = app
-        .post(
-            "/v1/chat/completions",
-            ask("grower", "call growing__extra_1 {}"),
-        )
-        .await;
     assert_eq!(
-        body(res).await["choices"][0]["message"]["content"],
+        answer(&app, "grower", "call growing__extra_1 {}").await,
         "1 tool results: extra_1 ran"
     );
 }
