@@ -521,7 +521,7 @@ pub fn tail_chunks(completion: &Value, wants_usage: bool) -> Vec<String> {
         })
     };
     let message = &completion["choices"][0]["message"];
-    let mut delta = json!({ "role": "assistant" });
+    let mut chunks = Vec::new();
     if let Some(calls) = message["tool_calls"].as_array() {
         let indexed: Vec<Value> = calls
             .iter()
@@ -532,10 +532,7 @@ pub fn tail_chunks(completion: &Value, wants_usage: bool) -> Vec<String> {
                 call
             })
             .collect();
-        delta["tool_calls"] = Value::Array(indexed);
-    }
-    let mut chunks = Vec::new();
-    if delta.as_object().is_some_and(|d| d.len() > 1) {
+        let delta = json!({ "role": "assistant", "tool_calls": indexed });
         chunks.push(base(
             json!([{ "index": 0, "delta": delta, "finish_reason": null }]),
         ));
