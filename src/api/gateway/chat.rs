@@ -10,7 +10,6 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use memchr::memmem::Finder;
 use serde_json::{json, Value};
@@ -194,6 +193,24 @@ impl Mirror {
         self.last_flush = Instant::now();
     }
 
+    /// One relayed SSE frame: its chunk's text is a delta; `[DONE]` finishes the completion.
+    fn frame(&mut self, frame: &[u8]) {
+        let Some(data) = frame_data(frame) else {
+            return;
+        };
+        if data.trim() == "[DONE]" {
+            self.finish("completed");
+        } else if let Ok(chunk) = serde_json::from_str::<ChunkPeek>(&data) {
+            let text = chunk.choices.as_deref().and_then(|c| c.first());
+            if let Some(text) = text
+                .and_then(|c| c.delta.as_ref())
+                .and_then(|d| d.content.as_deref())
+            {
+                self.delta(text);
+            }
+        }
+    }
+
     /// A whole (not streamed) completion: its text as one delta, its usage, finished.
     pub(crate) fn completed(&mut self, completion: &Value) {
         self.delta(
@@ -354,14 +371,6 @@ pub async fn completions(
         mirror,
         sources,
     };
-    if relay_options.mirror.is_none() && relay_options.sources.is_empty() {
-        return Ok(relay_frames(
-            name,
-            upstream.name.clone(),
-            response,
-            relay_options,
-        ));
-    }
     Ok(relay(name, upstream.name.clone(), response, relay_options))
 }
 
@@ -387,10 +396,6 @@ struct DeltaPeek<'a> {
     content: Option<std::borrow::Cow<'a, str>>,
 }
 
-/// Chunks the upstream has ready at once are relayed in one write, so a busy server makes
-/// fewer, larger writes while an idle one still sends each chunk as it comes.
-const RELAY_BATCH: usize = 64;
-
 /// How a stream is relayed.
 struct Relay {
     /// Whether the client asked for the usage chunk.
@@ -401,85 +406,6 @@ struct Relay {
     mirror: Option<Mirror>,
     /// The files an agent's knowledge excerpts came from: a first chunk names them.
     sources: Vec<Value>,
-}
-
-/// Relays the upstream's SSE chunks as they come (mirroring an agent's to its squad). A
-/// broken upstream stream ends ours with an OpenAI error object.
-fn relay(model: String, provider: String, response: reqwest::Response, relay: Relay) -> Response {
-    let Relay {
-        wants_usage,
-        started,
-        mut mirror,
-        sources,
-    } = relay;
-    let mut batches = response
-        .bytes_stream()
-        .eventsource()
-        .ready_chunks(RELAY_BATCH);
-    let chunks = async_stream::stream! {
-        let _in_flight = InFlight::new();
-        let mut counted = UsageOnce::new(&model);
-        if !sources.is_empty() {
-            yield Ok::<Bytes, std::io::Error>(Bytes::from(sources_chunk(&model, sources)));
-        }
-        let mut first = true;
-        let mut ended = false;
-        while let Some(batch) = batches.next().await {
-            if first {
-                first = false;
-                metrics::histogram!("squadron_gateway_time_to_first_token_seconds", "model" => model.clone())
-                    .record(started.elapsed().as_secs_f64());
-            }
-            let mut out = String::new();
-            for event in batch {
-                let event = match event {
-                    Ok(event) => event,
-                    Err(err) => {
-                        if let Some(mirror) = &mut mirror {
-                            mirror.finish("failed");
-                        }
-                        out.push_str(&error_frame(&format!("provider {provider} broke off the stream: {err}")));
-                        ended = true;
-                        break;
-                    }
-                };
-                if event.data.trim() == "[DONE]" {
-                    if let Some(mirror) = &mut mirror {
-                        mirror.finish("completed");
-                    }
-                    out.push_str("data: [DONE]\n\n");
-                    ended = true;
-                    break;
-                }
-                if let Ok(chunk) = serde_json::from_str::<ChunkPeek>(&event.data) {
-                    if let Some(mirror) = &mut mirror {
-                        if let Some(text) = chunk.choices.as_deref().and_then(|c| c.first()).and_then(|c| c.delta.as_ref()).and_then(|d| d.content.as_deref()) {
-                            mirror.delta(text);
-                        }
-                    }
-                    if let Some(usage) = chunk.usage.filter(|u| !u.is_null()) {
-                        counted.usage = usage.clone();
-                        if let Some(mirror) = &mut mirror {
-                            mirror.usage = usage;
-                        }
-                        if chunk.choices.is_none_or(|c| c.is_empty()) && !wants_usage {
-                            continue;
-                        }
-                    }
-                }
-                out.push_str("data: ");
-                out.push_str(&event.data);
-                out.push_str("\n\n");
-            }
-            if !out.is_empty() {
-                yield Ok::<Bytes, std::io::Error>(Bytes::from(out));
-            }
-            if ended {
-                break;
-            }
-        }
-    };
-    sse(Body::from_stream(chunks))
 }
 
 /// The frame that ends a stream which failed after it began: an OpenAI error object.
@@ -513,31 +439,33 @@ pub(crate) fn sources_chunk(model: &str, sources: Vec<Value>) -> String {
     format!("data: {chunk}\n\n")
 }
 
-/// Relays a model's stream (no agent to mirror) frame by frame without parsing it: each
-/// frame's bytes go out as they came, and only the usage frame is read (to record it, and to
-/// drop it unless the client asked for it). Frames end with a blank line, `\n\n` or
+/// Relays the upstream's stream frame by frame as it came, without parsing it: only the usage
+/// frame is read (to record it, and to drop it unless the client asked for it), and, for an
+/// agent, each frame's text is mirrored to its squad. Frames end with a blank line, `\n\n` or
 /// `\r\n\r\n`. A broken upstream stream ends ours with an OpenAI error object.
-fn relay_frames(
-    model: String,
-    provider: String,
-    response: reqwest::Response,
-    relay: Relay,
-) -> Response {
+fn relay(model: String, provider: String, response: reqwest::Response, relay: Relay) -> Response {
     let Relay {
         wants_usage,
         started,
-        ..
+        mut mirror,
+        sources,
     } = relay;
     let mut body = response.bytes_stream();
     let chunks = async_stream::stream! {
         let _in_flight = InFlight::new();
         let mut counted = UsageOnce::new(&model);
+        if !sources.is_empty() {
+            yield Ok::<Bytes, std::io::Error>(Bytes::from(sources_chunk(&model, sources)));
+        }
         let mut first = true;
         let mut pending = bytes::BytesMut::new();
         while let Some(read) = body.next().await {
             let read = match read {
                 Ok(read) => read,
                 Err(err) => {
+                    if let Some(mirror) = &mut mirror {
+                        mirror.finish("failed");
+                    }
                     let error = error_frame(&format!("provider {provider} broke off the stream: {err}"));
                     yield Ok::<Bytes, std::io::Error>(Bytes::from(error));
                     break;
@@ -548,9 +476,9 @@ fn relay_frames(
                 metrics::histogram!("squadron_gateway_time_to_first_token_seconds", "model" => model.clone())
                     .record(started.elapsed().as_secs_f64());
             }
-            // The common case: the read is whole frames with no usage in them. It goes out as
-            // it came, uncopied.
-            if pending.is_empty() && ends_a_frame(&read) && !has_usage(&read) {
+            // The common case: the read is whole frames with no usage in them, and no agent
+            // reads their text. It goes out as it came, uncopied.
+            if mirror.is_none() && pending.is_empty() && ends_a_frame(&read) && !has_usage(&read) {
                 yield Ok(read);
                 continue;
             }
@@ -559,7 +487,13 @@ fn relay_frames(
             let mut out = bytes::BytesMut::new();
             while let Some(end) = frame_end(&pending) {
                 let frame = pending.split_to(end);
+                if let Some(mirror) = &mut mirror {
+                    mirror.frame(&frame);
+                }
                 if let Some((usage, has_choices)) = usage_of(&frame) {
+                    if let Some(mirror) = &mut mirror {
+                        mirror.usage = usage.clone();
+                    }
                     counted.usage = usage;
                     if !wants_usage && !has_choices {
                         continue;
@@ -599,6 +533,17 @@ fn frame_end(buffer: &[u8]) -> Option<usize> {
     }
 }
 
+/// A frame's data: its `data:` lines joined (`None` if it is not UTF-8).
+fn frame_data(frame: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(frame).ok()?;
+    Some(
+        text.lines()
+            .filter_map(|line| line.strip_prefix("data:"))
+            .map(|d| d.strip_prefix(' ').unwrap_or(d))
+            .collect(),
+    )
+}
+
 /// Whether `bytes` end where a frame does.
 fn ends_a_frame(bytes: &[u8]) -> bool {
     bytes.ends_with(b"\n\n") || bytes.ends_with(b"\r\n\r\n")
@@ -621,12 +566,7 @@ fn usage_of(frame: &[u8]) -> Option<(Value, bool)> {
     if !has_usage(frame) {
         return None;
     }
-    let text = std::str::from_utf8(frame).ok()?;
-    let data: String = text
-        .lines()
-        .filter_map(|line| line.strip_prefix("data:"))
-        .map(|d| d.strip_prefix(' ').unwrap_or(d))
-        .collect();
+    let data = frame_data(frame)?;
     let chunk: ChunkPeek = serde_json::from_str(&data).ok()?;
     let usage = chunk.usage.filter(Value::is_object)?;
     Some((usage, chunk.choices.is_some_and(|c| !c.is_empty())))
