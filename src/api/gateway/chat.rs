@@ -466,7 +466,7 @@ fn relay(model: String, provider: String, response: reqwest::Response, relay: Re
                     if let Some(mirror) = &mut mirror {
                         mirror.finish("failed");
                     }
-                    let error = error_frame(&format!("provider {provider} broke off the stream: {err}"));
+                    let error = error_frame(&Upstream::broke_off(&provider, err));
                     yield Ok::<Bytes, std::io::Error>(Bytes::from(error));
                     break;
                 }

@@ -356,7 +356,7 @@ async fn streamed_round(
     while let Some(event) = events.next().await {
         let event = event.map_err(|err| ApiError::Upstream {
             status: axum::http::StatusCode::BAD_GATEWAY,
-            message: format!("provider {} broke off the stream: {err}", upstream.name),
+            message: Upstream::broke_off(&upstream.name, err),
             retry_after: None,
         })?;
         if event.data.trim() == "[DONE]" {

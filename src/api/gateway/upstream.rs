@@ -123,6 +123,11 @@ impl Upstream {
         Ok(completion)
     }
 
+    /// Why a stream that had begun ended early, for the client's error object.
+    pub fn broke_off(provider: &str, err: impl std::fmt::Display) -> String {
+        format!("provider {provider} broke off the stream: {err}")
+    }
+
     pub fn transport_error(&self, err: reqwest::Error) -> ApiError {
         if err.is_timeout() {
             ApiError::Upstream {

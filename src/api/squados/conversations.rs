@@ -259,7 +259,7 @@ pub async fn chat(
                 Ok(event) => event,
                 Err(err) => {
                     mirror.finish("failed");
-                    yield Ok(Event::default().event("error").data(json!({ "message": format!("provider {} broke off the stream: {err}", upstream.name) }).to_string()));
+                    yield Ok(Event::default().event("error").data(json!({ "message": Upstream::broke_off(&upstream.name, err) }).to_string()));
                     return;
                 }
             };
