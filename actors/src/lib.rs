@@ -18,7 +18,7 @@ use std::time::Duration;
 use dashmap::DashMap;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef, ActorStatus, MessagingErr, RpcReplyPort};
-use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
+use sea_orm::{DatabaseConnection, DbErr};
 use uuid::Uuid;
 
 use crate::agent::AgentMsg;
@@ -54,6 +54,12 @@ pub struct Shared {
 
 /// Squad id to its running actor.
 pub type Registry = DashMap<Uuid, ActorRef<SquadMsg>>;
+
+/// Whether `actor` takes messages: running, or still starting (its mailbox holds them until
+/// it runs). A draining, stopping or stopped one does not.
+pub fn usable<M: ractor::Message>(actor: &ActorRef<M>) -> bool {
+    actor.get_status() < ActorStatus::Draining
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
@@ -152,7 +158,7 @@ impl Core {
         rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
         let setup_token = format!("st_{}", hex::encode(bytes));
         let expires = chrono::Utc::now() + self.shared.settings.setup_ttl;
-        let txn = self.db().begin().await?;
+        let txn = store::begin_write(self.db()).await?;
         let setup = (store::tokens::hash(&setup_token), expires);
         let squad = store::squads::insert(&txn, org_id, new, setup).await?;
         let mut agents = Vec::with_capacity(new.agents.len());
@@ -193,7 +199,7 @@ impl Core {
     /// The squad's running actor, spawned from the store if it is not running.
     pub async fn squad(&self, squad_id: Uuid) -> Result<ActorRef<SquadMsg>, CoreError> {
         if let Some(actor) = self.registry.get(&squad_id) {
-            if actor.get_status() == ActorStatus::Running {
+            if usable(&actor) {
                 return Ok(actor.clone());
             }
         }
@@ -249,29 +255,22 @@ impl Core {
 
     /// Whether the squad's actor is running now (asking does not start it).
     pub fn is_running(&self, squad_id: Uuid) -> bool {
-        self.registry
-            .get(&squad_id)
-            .is_some_and(|a| a.get_status() == ActorStatus::Running)
+        self.registry.get(&squad_id).is_some_and(|a| usable(&a))
     }
 
-    /// The agent's running actor (its squad, and so the agent, started if need be).
+    /// The agent's running actor (its squad, and so the agent, started if need be). A squad
+    /// that is starting, or restarting the agent, answers once the agent's actor exists.
     pub async fn agent(
         &self,
         squad_id: Uuid,
         agent_id: Uuid,
     ) -> Result<ActorRef<AgentMsg>, CoreError> {
-        let running = |core: &Core| {
-            core.shared
-                .agents
-                .get(&agent_id)
-                .filter(|a| a.get_status() == ActorStatus::Running)
-                .map(|a| a.clone())
-        };
-        if let Some(actor) = running(self) {
-            return Ok(actor);
+        if let Some(actor) = self.shared.agents.get(&agent_id).filter(|a| usable(a)) {
+            return Ok(actor.clone());
         }
-        self.squad(squad_id).await?;
-        running(self).ok_or(CoreError::NotFound("agent"))
+        self.call_squad(squad_id, |reply| SquadMsg::Agent(agent_id, reply))
+            .await?
+            .ok_or(CoreError::NotFound("agent"))
     }
 
     /// Sends the agent's actor a request and awaits its reply.

@@ -5,9 +5,10 @@
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
+use crate::store::begin_write;
 use crate::store::entity::agent::{self, Entity as Agents};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -48,7 +49,7 @@ impl Presence {
             .filter_map(|id| self.pending.remove(id))
             .collect();
         let result = async {
-            let txn = db.begin().await?;
+            let txn = begin_write(db).await?;
             for (id, row) in &rows {
                 Agents::update_many()
                     .col_expr(agent::Column::Status, Expr::value(row.status.clone()))

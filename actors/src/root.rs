@@ -1,17 +1,21 @@
 //! The root supervisor: spawns squad actors on first use, keeps the registry, and restarts a
 //! squad that panicked (its state comes back from the store in `pre_start`).
+//!
+//! Invariant: at most one actor per squad is alive, and it is the one in the registry. Only
+//! the root adds or removes registry entries for live actors, one message at a time: an actor
+//! that is still starting counts as alive (messages wait in its mailbox), and a squad that
+//! wants to stop idle asks the root, which takes it out of the registry and waits for it (and
+//! its agents) to finish what they hold before anyone may spawn its successor.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ractor::{
-    Actor, ActorId, ActorProcessingErr, ActorRef, ActorStatus, RpcReplyPort, SupervisionEvent,
-};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use uuid::Uuid;
 
 use crate::squad::{SquadActor, SquadArgs, SquadMsg};
-use crate::{Alive, CoreError, Registry, Shared};
+use crate::{usable, Alive, CoreError, Registry, Shared};
 
 /// More panics than this within [`RESTART_WINDOW`] and a squad is left stopped until the next
 /// request for it, rather than restarted in a tight loop.
@@ -23,6 +27,8 @@ pub struct Root;
 pub enum RootMsg {
     /// The squad's running actor, spawned if needed.
     Squad(Uuid, RpcReplyPort<Result<ActorRef<SquadMsg>, CoreError>>),
+    /// From a squad's actor that has been idle: stop it, unless it is no longer the squad's.
+    Idle(Uuid, ActorRef<SquadMsg>),
 }
 
 pub struct RootState {
@@ -40,13 +46,14 @@ impl RootState {
         squad_id: Uuid,
     ) -> Result<ActorRef<SquadMsg>, CoreError> {
         if let Some(actor) = self.registry.get(&squad_id) {
-            if actor.get_status() == ActorStatus::Running {
+            if usable(&actor) {
                 return Ok(actor.clone());
             }
         }
         let args = SquadArgs {
             squad_id,
             shared: self.shared.clone(),
+            root: myself.clone(),
         };
         let (actor, _) = Actor::spawn_linked(None, SquadActor, args, myself.get_cell())
             .await
@@ -62,6 +69,21 @@ impl RootState {
         self.squad_of.insert(actor.get_id(), squad_id);
         self.registry.insert(squad_id, actor.clone());
         Ok(actor)
+    }
+
+    /// Stops the squad's idle actor: out of the registry first, so that new requests queue
+    /// here for its successor; then drained, so that requests already in its mailbox are
+    /// answered and its agents have stopped before the successor starts.
+    async fn stop_idle(&mut self, squad_id: Uuid, actor: ActorRef<SquadMsg>) {
+        let id = actor.get_id();
+        self.registry.remove_if(&squad_id, |_, a| a.get_id() == id);
+        self.squad_of.remove(&id);
+        let wait = self.shared.settings.call_timeout;
+        if actor.drain_and_wait(Some(wait)).await.is_err() {
+            tracing::warn!(%squad_id, "idle squad actor did not drain in time; killing it");
+            let _ = actor.kill_and_wait(Some(wait)).await;
+        }
+        tracing::debug!(%squad_id, "idle squad actor stopped");
     }
 
     fn forget(&mut self, actor: &ractor::ActorCell) -> Option<Uuid> {
@@ -111,6 +133,7 @@ impl Actor for Root {
                 let result = state.spawn_squad(&myself, squad_id).await;
                 let _ = reply.send(result);
             }
+            RootMsg::Idle(squad_id, actor) => state.stop_idle(squad_id, actor).await,
         }
         Ok(())
     }

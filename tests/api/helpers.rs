@@ -205,6 +205,19 @@ pub async fn start(db: TestDb, admin: Option<String>, tweak: impl FnOnce(&mut Co
 }
 
 impl TestApp {
+    /// The helpers, for a server that runs elsewhere (its own process) at `addr`.
+    pub fn remote(addr: SocketAddr, admin: &str) -> TestApp {
+        TestApp {
+            addr,
+            admin: admin.to_owned(),
+            config: Config::defaults(),
+            client: reqwest::Client::new(),
+            db: None,
+            stop: None,
+            serving: None,
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

@@ -9,6 +9,7 @@ mod isolation;
 mod knowledge;
 mod limits;
 mod live;
+mod load;
 mod mc_board;
 mod mc_notify;
 mod mc_setup;

@@ -5,10 +5,7 @@
 use std::collections::HashSet;
 
 use chrono::Utc;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, Set,
-    TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, Set};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -191,7 +188,7 @@ impl SquadState {
         by: Author,
         new: NewTask,
     ) -> Result<task::Model, CoreError> {
-        let txn = self.shared.db.begin().await?;
+        let txn = store::begin_write(&self.shared.db).await?;
         let status = TaskStatus::Inbox.as_str();
         let position = store::tasks::max_position(&txn, self.squad.id, status)
             .await?
@@ -254,7 +251,7 @@ impl SquadState {
             active.priority = Set(priority.as_str().to_owned());
             changed.push("priority");
         }
-        let txn = self.shared.db.begin().await?;
+        let txn = store::begin_write(&self.shared.db).await?;
         let new_status = patch
             .status
             .map(|s| s.as_str())
@@ -312,7 +309,7 @@ impl SquadState {
         id: Uuid,
     ) -> Result<task::Model, CoreError> {
         let task = self.task(id).await?;
-        let txn = self.shared.db.begin().await?;
+        let txn = store::begin_write(&self.shared.db).await?;
         let mut active: task::ActiveModel = task.into();
         active.deleted_at = Set(Some(Utc::now()));
         let task = active.update(&txn).await?;
@@ -354,7 +351,7 @@ impl SquadState {
         if task.status == TaskStatus::Done.as_str() {
             return Err(CoreError::Conflict("task is done".into()));
         }
-        let txn = self.shared.db.begin().await?;
+        let txn = store::begin_write(&self.shared.db).await?;
         let from = task.status.clone();
         let mut active: task::ActiveModel = task.into();
         active.claimed_by = Set(Some(agent.id));
@@ -384,7 +381,7 @@ impl SquadState {
         agents: Vec<AgentRef>,
     ) -> Result<task::Model, CoreError> {
         let task = self.task(id).await?;
-        let txn = self.shared.db.begin().await?;
+        let txn = store::begin_write(&self.shared.db).await?;
         let added = self.add_assignees(&txn, id, &agents).await?;
         if added.is_empty() {
             return Ok(task);
@@ -413,7 +410,7 @@ impl SquadState {
         agent_id: Uuid,
     ) -> Result<task::Model, CoreError> {
         let task = self.task(id).await?;
-        let txn = self.shared.db.begin().await?;
+        let txn = store::begin_write(&self.shared.db).await?;
         let removed = task_assignee::Entity::delete_many()
             .filter(task_assignee::Column::TaskId.eq(id))
             .filter(task_assignee::Column::AgentId.eq(agent_id))
@@ -453,7 +450,7 @@ impl SquadState {
                 name: a.name.clone(),
             })
             .collect();
-        let txn = self.shared.db.begin().await?;
+        let txn = store::begin_write(&self.shared.db).await?;
         let comment = comment::ActiveModel {
             id: Set(Uuid::new_v4()),
             task_id: Set(task_id),

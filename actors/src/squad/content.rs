@@ -1,7 +1,7 @@
 //! Documents (deliverables, research, protocols, drafts) and watch items of the squad.
 
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, EntityTrait, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -81,7 +81,7 @@ impl SquadState {
             active.task_id = Set(task_id);
         }
         active.updated_at = Set(now);
-        let txn = self.shared.db.begin().await?;
+        let txn = store::begin_write(&self.shared.db).await?;
         let doc = if id.is_some() {
             active.update(&txn).await?
         } else {
@@ -109,7 +109,7 @@ impl SquadState {
         let doc = store::content::document(&self.shared.db, self.squad.id, id)
             .await?
             .ok_or(CoreError::NotFound("document"))?;
-        let txn = self.shared.db.begin().await?;
+        let txn = store::begin_write(&self.shared.db).await?;
         document::Entity::delete_by_id(id).exec(&txn).await?;
         let event = json!({
             "message": format!("{} deleted \"{}\"", by.name(), doc.title),
@@ -157,7 +157,7 @@ impl SquadState {
             active.url = Set(url);
         }
         active.updated_at = Set(now);
-        let txn = self.shared.db.begin().await?;
+        let txn = store::begin_write(&self.shared.db).await?;
         let item = if id.is_some() {
             active.update(&txn).await?
         } else {
@@ -185,7 +185,7 @@ impl SquadState {
         let item = store::content::watch_item(&self.shared.db, self.squad.id, id)
             .await?
             .ok_or(CoreError::NotFound("watch item"))?;
-        let txn = self.shared.db.begin().await?;
+        let txn = store::begin_write(&self.shared.db).await?;
         watch_item::Entity::delete_by_id(id).exec(&txn).await?;
         let event = json!({
             "message": format!("{} stopped watching \"{}\"", by.name(), item.title),

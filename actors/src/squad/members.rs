@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 use ractor::ActorRef;
-use sea_orm::{ActiveModelTrait, DatabaseTransaction, EntityTrait, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, DatabaseTransaction, EntityTrait, Set};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -99,7 +99,7 @@ impl SquadState {
         if !matches || !fresh || squad.setup_used_at.is_some() {
             return Err(refused());
         }
-        let txn = self.shared.db.begin().await?;
+        let txn = store::begin_write(&self.shared.db).await?;
         let mut used: squad::ActiveModel = self.squad.clone().into();
         used.setup_used_at = Set(Some(Utc::now()));
         let squad = used.update(&txn).await?;
@@ -137,7 +137,7 @@ impl SquadState {
         myself: &ActorRef<SquadMsg>,
         spec: AgentSpec,
     ) -> Result<(agent::Model, Option<String>), CoreError> {
-        let txn = self.shared.db.begin().await?;
+        let txn = store::begin_write(&self.shared.db).await?;
         let agent = match store::squads::insert_agent(&txn, &self.squad, &spec).await {
             Ok(agent) => agent,
             Err(err) if store::is_unique_violation(&err) => {
@@ -201,7 +201,7 @@ impl SquadState {
         if let Some(secs) = patch.heartbeat_interval_secs {
             active.heartbeat_interval_secs = Set(secs);
         }
-        let txn = self.shared.db.begin().await?;
+        let txn = store::begin_write(&self.shared.db).await?;
         let mut agent = match active.update(&txn).await {
             Ok(agent) => agent,
             Err(err) if store::is_unique_violation(&err) => {
@@ -240,7 +240,7 @@ impl SquadState {
             .await?
             .filter(|a| a.squad_id == self.squad.id)
             .ok_or(CoreError::NotFound("agent"))?;
-        let txn = self.shared.db.begin().await?;
+        let txn = store::begin_write(&self.shared.db).await?;
         // Its keys, assignments, subscriptions and notifications go with it (foreign keys).
         Agents::delete_by_id(id).exec(&txn).await?;
         let message = format!("{} left the squad", agent.name);

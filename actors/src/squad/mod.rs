@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
-use sea_orm::{DatabaseTransaction, DbErr, TransactionTrait};
+use sea_orm::{DatabaseTransaction, DbErr};
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -23,6 +23,7 @@ pub use members::{AgentPatch, SetupResult};
 use crate::agent::{AgentActor, AgentArgs, AgentMsg};
 use crate::domain::{AgentSpec, AgentStatus};
 use crate::live::LiveEvent;
+use crate::root::RootMsg;
 use crate::store::entity::{
     agent, comment, document, event, notification, squad, task, watch_item,
 };
@@ -33,6 +34,8 @@ pub struct SquadActor;
 pub struct SquadArgs {
     pub squad_id: Uuid,
     pub shared: Arc<Shared>,
+    /// The root supervisor, which alone may stop a squad that went idle.
+    pub root: ActorRef<RootMsg>,
 }
 
 /// An agent, by id and name, as events and notifications name it.
@@ -101,6 +104,8 @@ pub enum SquadMsg {
     /// Events to store and publish that change nothing else (sent by agent actors).
     Record(Vec<(&'static str, Value)>),
     Stats(RpcReplyPort<SquadStats>),
+    /// The actor of one of the squad's agents (answered once the squad has started it).
+    Agent(Uuid, RpcReplyPort<Option<ActorRef<AgentMsg>>>),
     /// Sent by the actor's own timer: stop if nothing happened for a while.
     IdleCheck,
     #[cfg(feature = "test-hooks")]
@@ -124,6 +129,7 @@ pub struct SquadStats {
 
 pub struct SquadState {
     shared: Arc<Shared>,
+    root: ActorRef<RootMsg>,
     squad: squad::Model,
     next_seq: i64,
     agents: HashMap<Uuid, ActorRef<AgentMsg>>,
@@ -196,7 +202,7 @@ impl SquadState {
     }
 
     async fn record(&mut self, events: Events) -> Result<(), DbErr> {
-        let txn = self.shared.db.begin().await?;
+        let txn = store::begin_write(&self.shared.db).await?;
         self.commit(txn, events).await
     }
 
@@ -251,7 +257,11 @@ impl Actor for SquadActor {
     async fn pre_start(
         &self,
         myself: ActorRef<SquadMsg>,
-        SquadArgs { squad_id, shared }: SquadArgs,
+        SquadArgs {
+            squad_id,
+            shared,
+            root,
+        }: SquadArgs,
     ) -> Result<SquadState, ActorProcessingErr> {
         let db = &shared.db;
         let squad = store::squads::get_any(db, squad_id)
@@ -270,6 +280,7 @@ impl Actor for SquadActor {
         });
         let mut state = SquadState {
             shared: shared.clone(),
+            root,
             squad,
             next_seq,
             agents: HashMap::with_capacity(agents.len()),
@@ -284,22 +295,30 @@ impl Actor for SquadActor {
             _alive: Alive::new("squad"),
         };
         for agent in agents {
-            state.spawn_agent(&myself, agent.id, Some(agent)).await?;
+            if let Err(err) = state.spawn_agent(&myself, agent.id, Some(agent)).await {
+                // A squad that fails to start never runs post_stop: stop the agents it
+                // started here, or they would live on beside its successor's.
+                for started in state.agents.values() {
+                    started.stop(Some("squad failed to start".into()));
+                }
+                return Err(err);
+            }
         }
         Ok(state)
     }
 
     async fn post_stop(
         &self,
-        _myself: ActorRef<SquadMsg>,
+        myself: ActorRef<SquadMsg>,
         state: &mut SquadState,
     ) -> Result<(), ActorProcessingErr> {
         if let Some(timer) = state.idle_timer.take() {
             timer.abort();
         }
-        for agent in state.agents.values() {
-            agent.stop(None);
-        }
+        // The agents answer what they already hold and are gone before a successor exists.
+        myself
+            .drain_children_and_wait(Some(state.shared.settings.call_timeout))
+            .await;
         Ok(())
     }
 
@@ -382,11 +401,16 @@ impl Actor for SquadActor {
                     actor: myself.get_id().to_string(),
                 });
             }
+            SquadMsg::Agent(agent_id, reply) => {
+                let _ = reply.send(state.agents.get(&agent_id).cloned());
+            }
             SquadMsg::IdleCheck => {
                 let idle_after = state.shared.settings.idle_after;
                 let idle = idle_after.is_some_and(|after| state.last_active.elapsed() >= after);
                 if idle && state.online.is_empty() {
-                    myself.stop(Some("idle".into()));
+                    let _ = state
+                        .root
+                        .cast(RootMsg::Idle(state.squad.id, myself.clone()));
                 }
             }
             #[cfg(feature = "test-hooks")]

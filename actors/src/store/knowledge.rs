@@ -7,19 +7,19 @@ use chrono::{DateTime, Utc};
 use dashmap::DashSet;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
-    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Select, Set, Statement,
-    TransactionSession, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection,
+    DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Select, Set,
+    Statement, TransactionSession, TransactionTrait,
 };
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::embedded;
 use super::entity::chunk::{self, Entity as Chunks};
 use super::entity::file::{self, Entity as Files};
 use super::entity::file_batch;
 use super::entity::vector_store::{self, Entity as Stores};
 use super::entity::vector_store_file::{self, Entity as StoreFiles};
+use super::{begin_write, embedded};
 
 /// Where a list resumes and how much of it to return (OpenAI's `after`, `limit`, `order`).
 pub struct Page {
@@ -105,8 +105,8 @@ pub async fn set_file_bytes(db: &impl ConnectionTrait, id: Uuid, bytes: i64) -> 
 }
 
 /// Deletes a file and, with it, its place in every vector store and its chunks.
-pub async fn delete_file(db: &impl TransactionTrait, id: Uuid) -> Result<(), DbErr> {
-    let txn = db.begin().await?;
+pub async fn delete_file(db: &DatabaseConnection, id: Uuid) -> Result<(), DbErr> {
+    let txn = begin_write(db).await?;
     Chunks::delete_many()
         .filter(chunk::Column::FileId.eq(id))
         .exec(&txn)
@@ -195,8 +195,8 @@ pub async fn update_store(
 }
 
 /// Deletes a store with its files' places in it and their chunks (the files themselves stay).
-pub async fn delete_store(db: &impl TransactionTrait, id: Uuid) -> Result<(), DbErr> {
-    let txn = db.begin().await?;
+pub async fn delete_store(db: &DatabaseConnection, id: Uuid) -> Result<(), DbErr> {
+    let txn = begin_write(db).await?;
     Chunks::delete_many()
         .filter(chunk::Column::VectorStoreId.eq(id))
         .exec(&txn)
@@ -372,10 +372,10 @@ pub async fn unfinished(db: &impl ConnectionTrait) -> Result<Vec<vector_store_fi
 
 /// Removes a file from a store, with its chunks there.
 pub async fn remove_store_file(
-    db: &impl TransactionTrait,
+    db: &DatabaseConnection,
     entry: &vector_store_file::Model,
 ) -> Result<(), DbErr> {
-    let txn = db.begin().await?;
+    let txn = begin_write(db).await?;
     Chunks::delete_many()
         .filter(chunk::Column::VectorStoreId.eq(entry.vector_store_id))
         .filter(chunk::Column::FileId.eq(entry.file_id))

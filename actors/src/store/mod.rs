@@ -19,7 +19,14 @@ pub mod tools;
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+
+/// How long a SQLite writer waits for the write lock before it gives up: as long as the HTTP
+/// layer waits for an actor's reply, so a client sees a slow write, not a failed one.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Opens the database at `url`: SQLite (`sqlite://path?mode=rwc`) or PostgreSQL (`postgres://...`).
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
@@ -36,12 +43,27 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
                 .create_if_missing(true)
-                .busy_timeout(Duration::from_secs(5))
+                .busy_timeout(SQLITE_BUSY_TIMEOUT)
         });
     } else {
         options.max_connections(32);
     }
     Database::connect(options).await
+}
+
+/// Begins a transaction that writes. On SQLite it takes the write lock at `BEGIN`
+/// (`IMMEDIATE`), so a second writer waits for it (the busy timeout) instead of failing with
+/// "database is locked": a deferred transaction that read first cannot wait for the lock,
+/// because another writer's commit has made what it read stale. PostgreSQL needs nothing.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    if db.get_database_backend() != DbBackend::Sqlite {
+        return db.begin().await;
+    }
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
 }
 
 /// True when `err` means the database could not be reached, rather than that the query was
