@@ -239,6 +239,31 @@ pub struct Config {
         global = true
     )]
     pub tool_timeout_secs: u64,
+    /// Failed authentications a client address may make in a row before it is refused (429)
+    /// without its credential being looked up; 0 turns this off.
+    #[arg(
+        long,
+        env = "SQUADRON_AUTH_FAIL_BURST",
+        default_value_t = 20,
+        global = true
+    )]
+    pub auth_fail_burst: u32,
+    /// Failed authentications per minute a client address is allowed after its burst.
+    #[arg(
+        long,
+        env = "SQUADRON_AUTH_FAIL_PER_MINUTE",
+        default_value_t = 10,
+        global = true
+    )]
+    pub auth_fail_per_minute: u32,
+    /// When set, `/metrics` answers only `Authorization: Bearer <this token>`.
+    #[arg(
+        long,
+        env = "SQUADRON_METRICS_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
 }
 
 impl Config {

@@ -28,6 +28,9 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("rate limit of {limit} requests per minute exceeded; retry in {retry_after_secs} s")]
     RateLimited { limit: u32, retry_after_secs: u64 },
+    /// Too many failed authentications from one client address.
+    #[error("too many failed authentications from this address; retry in {retry_after_secs} s")]
+    AuthThrottled { retry_after_secs: u64 },
     #[error("{0}")]
     Unavailable(String),
     /// An upstream provider failed: its 429 stays a 429 (with its `Retry-After`), its 5xx
@@ -63,7 +66,9 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited { .. } | ApiError::AuthThrottled { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Upstream { status, .. } => *status,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -80,7 +85,7 @@ impl ApiError {
             ApiError::Conflict(_) => "CONFLICT",
             ApiError::TooLarge(_) => "PAYLOAD_TOO_LARGE",
             ApiError::MethodNotAllowed => "METHOD_NOT_ALLOWED",
-            ApiError::RateLimited { .. } => "RATE_LIMITED",
+            ApiError::RateLimited { .. } | ApiError::AuthThrottled { .. } => "RATE_LIMITED",
             ApiError::Unavailable(_) => "SERVICE_UNAVAILABLE",
             ApiError::Upstream { status, .. } => match status.as_u16() {
                 429 => "RATE_LIMITED",
@@ -107,7 +112,10 @@ impl IntoResponse for ApiError {
         let retry_after = match self {
             ApiError::RateLimited {
                 retry_after_secs, ..
-            } => Some(HeaderValue::from(retry_after_secs)),
+            }
+            | ApiError::AuthThrottled { retry_after_secs } => {
+                Some(HeaderValue::from(retry_after_secs))
+            }
             ApiError::Upstream { retry_after, .. } => retry_after,
             _ => None,
         };

@@ -1,10 +1,15 @@
 //! Prometheus metrics: the recorder, and the middleware that counts and times HTTP requests
 //! by route class, route pattern (never the raw URL) and status.
+//!
+//! Labels take only values the server chose (route patterns, fixed enums), never a name a
+//! client or an account chose (models, squads, agents, tools): those would leak one account's
+//! names to whoever reads `/metrics` and let any client grow it without bound.
 
 use std::sync::OnceLock;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -55,7 +60,7 @@ pub async fn track_http(request: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
     metrics::counter!("squadron_http_requests_total",
@@ -64,4 +69,18 @@ pub async fn track_http(request: Request, next: Next) -> Response {
     metrics::histogram!("squadron_http_request_duration_seconds", "class" => class, "route" => route)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// The standard methods by name; any other (a client may send any token) as `other`.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }

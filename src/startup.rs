@@ -166,7 +166,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let state = AppState(Arc::new(App {
         limits: RateLimits::new(&config),
         tickets: Tickets::new(Duration::from_secs(config.ticket_ttl_secs)),
-        tokens: TokenAuth::default(),
+        tokens: TokenAuth::new(&config),
         directory: Directory::default(),
         routes: Default::default(),
         usage: Usage::default(),
@@ -225,7 +225,9 @@ impl Server {
                 tracing::debug!(error = %err, "could not set TCP_NODELAY");
             }
         });
-        axum::serve(listener, router)
+        // Connect info carries each request's peer address (failed logins are throttled by it).
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, service)
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 tracing::info!("shutting down");
@@ -276,6 +278,7 @@ async fn housekeeping(state: AppState) {
                     tracing::warn!(error = %err, "could not write token usage; will retry");
                 }
                 state.limits.forget_idle();
+                state.tokens.forget_idle();
             }
         }
     }

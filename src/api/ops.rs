@@ -1,10 +1,12 @@
 //! Operations: liveness, readiness, Prometheus metrics, and the dashboard page.
 
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use subtle::ConstantTimeEq;
 
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The process is up.
@@ -26,14 +28,26 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// Prometheus text exposition.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain")))]
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+/// Prometheus text exposition; with `--metrics-token` set, only for `Authorization: Bearer <it>`.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, content_type = "text/plain"), (status = 401)))]
+pub async fn metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    if let Some(expected) = &state.config.metrics_token {
+        let given = crate::auth::presented(&headers)?.unwrap_or_default();
+        if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+            return Err(ApiError::Unauthorized(
+                "/metrics needs `Authorization: Bearer <metrics token>`".into(),
+            ));
+        }
+    }
     state.metrics.run_upkeep();
-    (
+    Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
-    )
+    ))
 }
 
 /// The dashboard's static files: embedded in the binary in release builds,

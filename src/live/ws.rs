@@ -56,6 +56,7 @@ pub async fn upgrade(
     State(state): State<AppState>,
     Query(query): Query<LiveQuery>,
     headers: HeaderMap,
+    client: auth::ClientAddr,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let principal = match query.ticket {
@@ -63,7 +64,7 @@ pub async fn upgrade(
             .tickets
             .redeem(&ticket)
             .ok_or_else(|| ApiError::Unauthorized("invalid or expired live ticket".into()))?,
-        None => auth::authenticate(&state, &headers).await?,
+        None => auth::authenticate(&state, &headers, client).await?,
     };
     // An agent's own socket also carries its notifications, the moment they are made.
     let agent = match &principal {

@@ -170,6 +170,7 @@ fn test_config(db: &TestDb) -> Config {
     config.rate_tasks = 100_000;
     config.rate_default = 100_000;
     config.rate_gateway = 100_000;
+    config.auth_fail_burst = 100_000;
     // Usage is flushed only at shutdown unless a test asks otherwise.
     config.usage_flush_ms = 3_600_000;
     config
@@ -347,18 +348,17 @@ impl TestApp {
 
     /// The value of a Prometheus sample whose line starts with `series` (0 when absent).
     pub async fn metric(&self, series: &str) -> f64 {
-        let text = self
-            .anon(Method::GET, "/metrics")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = self.metrics_text().await;
         text.lines()
             .filter(|l| l.starts_with(series))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics_text(&self) -> String {
+        let res = self.anon(Method::GET, "/metrics").send().await.unwrap();
+        res.text().await.unwrap()
     }
 
     /// Graceful shutdown; returns the database so a test can start again on it.

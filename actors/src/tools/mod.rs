@@ -173,7 +173,7 @@ impl Tools {
     /// are counted in `squadron_tool_calls_total` and `squadron_tool_call_seconds`.
     pub async fn call(
         &self,
-        (id, server): (Uuid, &str),
+        id: Uuid,
         tool: &str,
         arguments: JsonObject,
         timeout: Duration,
@@ -187,11 +187,9 @@ impl Tools {
             Err(CallError::Failed(_)) => "failed",
             Err(CallError::TimedOut(_)) => "timeout",
         };
-        let (server, tool) = (server.to_owned(), tool.to_owned());
-        metrics::histogram!("squadron_tool_call_seconds", "server" => server.clone(), "tool" => tool.clone())
-            .record(started.elapsed().as_secs_f64());
-        metrics::counter!("squadron_tool_calls_total", "server" => server, "tool" => tool, "outcome" => outcome)
-            .increment(1);
+        // No label names an account's server or tool: metrics are the operator's.
+        metrics::histogram!("squadron_tool_call_seconds").record(started.elapsed().as_secs_f64());
+        metrics::counter!("squadron_tool_calls_total", "outcome" => outcome).increment(1);
         result
     }
 

@@ -41,18 +41,19 @@ pub async fn model_of(
         })
 }
 
-/// Records tokens from a response's `usage`, wherever it arrives.
-pub fn record_usage(model: &str, usage: &Value) {
+/// Records tokens from a response's `usage`, wherever it arrives. Metrics are the operator's:
+/// no label names an account's model.
+pub fn record_usage(usage: &Value) {
     for (field, direction) in [("prompt_tokens", "in"), ("completion_tokens", "out")] {
         if let Some(n) = usage[field].as_u64() {
-            metrics::counter!("squadron_gateway_tokens_total", "model" => model.to_owned(), "direction" => direction)
+            metrics::counter!("squadron_gateway_tokens_total", "direction" => direction)
                 .increment(n);
         }
     }
 }
 
-fn count(model: &str, status: StatusCode) {
-    metrics::counter!("squadron_gateway_requests_total", "model" => model.to_owned(), "status" => status.as_u16().to_string())
+fn count(status: StatusCode) {
+    metrics::counter!("squadron_gateway_requests_total", "status" => status.as_u16().to_string())
         .increment(1);
 }
 
@@ -273,7 +274,7 @@ pub(crate) async fn complete_once(
         None => None,
     };
     let upstream = Upstream::load(state, org_id, model.provider_id).await?;
-    let completion = upstream.complete(state, name, &body).await?;
+    let completion = upstream.complete(state, &body).await?;
     if let Some(mirror) = &mut mirror {
         mirror.completed(&completion);
     }
@@ -315,7 +316,7 @@ pub async fn completions(
     // agent's turn has one).
     if let Some(toolbox) = toolbox {
         if let Some(mirror) = mirror.take() {
-            count(&name, StatusCode::OK);
+            count(StatusCode::OK);
             let turn = tool_calls::AgentTurn {
                 state,
                 toolbox,
@@ -332,7 +333,7 @@ pub async fn completions(
     }
     // What the gateway itself adds before the provider is asked: model and agent lookups,
     // secrets, the request's rewriting. (Auth and limits run before the handler: not counted.)
-    metrics::histogram!("squadron_gateway_overhead_seconds", "model" => name.clone())
+    metrics::histogram!("squadron_gateway_overhead_seconds")
         .record(arrived.elapsed().as_secs_f64());
     let started = Instant::now();
     let request = upstream
@@ -342,20 +343,20 @@ pub async fn completions(
         Ok(response) => response,
         Err(err) => {
             if let ApiError::Upstream { status, .. } = &err {
-                count(&name, *status);
+                count(*status);
             }
             return Err(err);
         }
     };
-    metrics::histogram!("squadron_gateway_upstream_seconds", "model" => name.clone())
+    metrics::histogram!("squadron_gateway_upstream_seconds")
         .record(started.elapsed().as_secs_f64());
-    count(&name, StatusCode::OK);
+    count(StatusCode::OK);
     if !stream {
         let completion: Value = response
             .json()
             .await
             .map_err(|e| upstream.transport_error(e))?;
-        record_usage(&name, &completion["usage"]);
+        record_usage(&completion["usage"]);
         if let Some(mirror) = &mut mirror {
             mirror.completed(&completion);
         }
@@ -453,7 +454,7 @@ fn relay(model: String, provider: String, response: reqwest::Response, relay: Re
     let mut body = response.bytes_stream();
     let chunks = async_stream::stream! {
         let _in_flight = InFlight::new();
-        let mut counted = UsageOnce::new(&model);
+        let mut counted = UsageOnce::default();
         if !sources.is_empty() {
             yield Ok::<Bytes, std::io::Error>(Bytes::from(sources_chunk(&model, sources)));
         }
@@ -473,7 +474,7 @@ fn relay(model: String, provider: String, response: reqwest::Response, relay: Re
             };
             if first {
                 first = false;
-                metrics::histogram!("squadron_gateway_time_to_first_token_seconds", "model" => model.clone())
+                metrics::histogram!("squadron_gateway_time_to_first_token_seconds")
                     .record(started.elapsed().as_secs_f64());
             }
             // The common case: the read is whole frames with no usage in them, and no agent
@@ -574,23 +575,14 @@ fn usage_of(frame: &[u8]) -> Option<(Value, bool)> {
 
 /// A stream's usage, recorded once when the stream ends (however it ends): the last usage a
 /// chunk carried, so a provider that sends running totals is not counted twice.
+#[derive(Default)]
 struct UsageOnce {
-    model: String,
     usage: Value,
-}
-
-impl UsageOnce {
-    fn new(model: &str) -> UsageOnce {
-        UsageOnce {
-            model: model.to_owned(),
-            usage: Value::Null,
-        }
-    }
 }
 
 impl Drop for UsageOnce {
     fn drop(&mut self) {
-        record_usage(&self.model, &self.usage);
+        record_usage(&self.usage);
     }
 }
 

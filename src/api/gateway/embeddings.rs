@@ -95,7 +95,7 @@ pub async fn create(
         .json()
         .await
         .map_err(|e| upstream.transport_error(e))?;
-    record_usage(&name, &result["usage"]);
+    record_usage(&result["usage"]);
     if base64 {
         for item in result["data"].as_array_mut().into_iter().flatten() {
             let floats = item["embedding"].as_array().cloned().unwrap_or_default();
@@ -130,7 +130,7 @@ pub async fn embed_texts(
         .json()
         .await
         .map_err(|e| upstream.transport_error(e))?;
-    record_usage(&model.name, &result["usage"]);
+    record_usage(&result["usage"]);
     let mut vectors: Vec<Option<Vec<f32>>> = vec![None; n];
     for item in result["data"].as_array().into_iter().flatten() {
         let index = item["index"].as_u64().unwrap_or(u64::MAX) as usize;

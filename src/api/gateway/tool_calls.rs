@@ -144,7 +144,7 @@ pub(crate) struct AgentTurn {
     pub state: AppState,
     pub toolbox: Toolbox,
     pub upstream: Arc<Upstream>,
-    /// The model's name as the client gave it (the agent's), for metrics.
+    /// The model's name as the client gave it (the agent's), for the chunks it is sent.
     pub name: String,
     /// The upstream request: model and messages set.
     pub body: Value,
@@ -168,7 +168,7 @@ impl AgentTurn {
                 &self.state,
                 &self.toolbox,
                 &self.upstream,
-                (&self.name, self.body),
+                self.body,
                 &mut self.mirror,
                 None,
             )
@@ -200,7 +200,7 @@ impl AgentTurn {
                 started: Some(started),
             };
             let turn = tokio::select! {
-                turn = run(&state, &toolbox, &upstream, (&name, body), &mut mirror, Some(&mut streaming)) => turn,
+                turn = run(&state, &toolbox, &upstream, body, &mut mirror, Some(&mut streaming)) => turn,
                 // The client went away: stop at once (the upstream request goes with it).
                 () = gone.closed() => return,
             };
@@ -249,7 +249,7 @@ pub(crate) async fn run(
     state: &AppState,
     toolbox: &Toolbox,
     upstream: &Upstream,
-    (name, body): (&str, Value),
+    body: Value,
     mirror: &mut Mirror,
     mut streaming: Option<&mut Streaming>,
 ) -> Result<Turn, ApiError> {
@@ -279,10 +279,8 @@ pub(crate) async fn run(
             body["tool_choice"] = json!("none");
         }
         let mut completion = match streaming.as_deref_mut() {
-            Some(streaming) => {
-                streamed_round(state, upstream, name, &body, streaming, mirror).await?
-            }
-            None => upstream.complete(state, name, &body).await?,
+            Some(streaming) => streamed_round(state, upstream, &body, streaming, mirror).await?,
+            None => upstream.complete(state, &body).await?,
         };
         add_usage(&mut usage, &completion["usage"]);
         let message = completion["choices"][0]["message"].clone();
@@ -338,7 +336,6 @@ pub(crate) async fn run(
 async fn streamed_round(
     state: &AppState,
     upstream: &Upstream,
-    name: &str,
     body: &Value,
     streaming: &mut Streaming,
     mirror: &mut Mirror,
@@ -426,7 +423,7 @@ async fn streamed_round(
             finish = choice["finish_reason"].clone();
         }
     }
-    record_usage(name, &usage);
+    record_usage(&usage);
     let mut message =
         json!({ "role": "assistant", "content": (!content.is_empty()).then_some(content) });
     if !calls.is_empty() {
@@ -467,10 +464,9 @@ async fn one_call(
     let (content, is_error) =
         match serde_json::from_str::<Value>(if raw.trim().is_empty() { "{}" } else { raw }) {
             Ok(Value::Object(arguments)) => {
-                let server = (granted.server_id, granted.server.as_str());
                 match state
                     .tools
-                    .call(server, &granted.tool, arguments, timeout)
+                    .call(granted.server_id, &granted.tool, arguments, timeout)
                     .await
                 {
                     Ok(output) => (output.text, output.is_error),

@@ -93,11 +93,10 @@ impl Upstream {
         Err(self.status_error(response).await)
     }
 
-    /// A whole (not streamed) chat completion of `body`, its usage recorded under `model`.
+    /// A whole (not streamed) chat completion of `body`, its usage recorded.
     pub async fn complete(
         &self,
         state: &AppState,
-        model: &str,
         body: &serde_json::Value,
     ) -> Result<serde_json::Value, ApiError> {
         let request = self
@@ -119,7 +118,7 @@ impl Upstream {
                 retry_after: None,
             });
         }
-        super::chat::record_usage(model, &completion["usage"]);
+        super::chat::record_usage(&completion["usage"]);
         Ok(completion)
     }
 

@@ -188,21 +188,11 @@ pub async fn chat(
     if toolbox.is_some() || !input.stream {
         let (completion, steps) = match &toolbox {
             Some(toolbox) => {
-                let turn = tool_calls::run(
-                    &state,
-                    toolbox,
-                    &upstream,
-                    (&model.name, body),
-                    &mut mirror,
-                    None,
-                )
-                .await?;
+                let turn =
+                    tool_calls::run(&state, toolbox, &upstream, body, &mut mirror, None).await?;
                 (turn.completion, turn.transcript)
             }
-            None => (
-                upstream.complete(&state, &model.name, &body).await?,
-                Vec::new(),
-            ),
+            None => (upstream.complete(&state, &body).await?, Vec::new()),
         };
         let content = completion["choices"][0]["message"]["content"]
             .as_str()
@@ -273,7 +263,7 @@ pub async fn chat(
                 yield Ok(Event::default().event("delta").data(json!({ "content": text }).to_string()));
             }
             if !chunk["usage"].is_null() {
-                record_usage(&model.name, &chunk["usage"]);
+                record_usage(&chunk["usage"]);
                 mirror.usage = chunk["usage"].clone();
             }
         }
