@@ -9,9 +9,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{body, spawn_app, SetUp, TestApp, TestDb, WAIT};
+use crate::helpers::{body, eventually, spawn_app, SetUp, TestApp, TestDb};
 
 const SQUADS: usize = 10;
 const AGENTS: usize = 3;
@@ -176,17 +177,12 @@ impl Process {
         Process { child }
     }
 
-    async fn ready(&self, base: &str) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Ok(res) = reqwest::get(format!("{base}/readyz")).await {
-                if res.status() == 200 {
-                    return;
-                }
-            }
-            assert!(Instant::now() < deadline, "the server became ready in time");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    async fn ready(&self, app: &TestApp) {
+        eventually("the server is ready", || async {
+            let res = app.anon(Method::GET, "/readyz").send().await;
+            res.is_ok_and(|r| r.status() == 200)
+        })
+        .await;
     }
 
     fn kill(&mut self) {
@@ -199,21 +195,6 @@ impl Drop for Process {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// `squadron_actors_alive{kind=...}` as the server's /metrics reports it.
-async fn alive(base: &str, kind: &str) -> f64 {
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let series = format!("squadron_actors_alive{{kind=\"{kind}\"}}");
-    text.lines()
-        .find(|l| l.starts_with(&series))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,8 +222,8 @@ async fn a_restart_under_write_load_leaves_one_actor_per_squad_and_agent() {
     let admin = String::from_utf8(token.stdout).unwrap().trim().to_owned();
 
     let mut server = Process::start(&db, data_dir.path(), port);
-    server.ready(&base).await;
     let app = TestApp::remote(([127, 0, 0, 1], port).into(), &admin);
+    server.ready(&app).await;
     let squads = set_up_squads(&app).await;
 
     let load = Load::default();
@@ -254,7 +235,7 @@ async fn a_restart_under_write_load_leaves_one_actor_per_squad_and_agent() {
     load.progress(enough, Duration::from_secs(60)).await;
     server.kill();
     let server = Process::start(&db, data_dir.path(), port);
-    server.ready(&base).await;
+    server.ready(&app).await;
     load.progress(enough, Duration::from_secs(60)).await;
     load.stop.store(true, Ordering::Relaxed);
     let tally = tokio::time::timeout(Duration::from_secs(60), writers)
@@ -263,12 +244,12 @@ async fn a_restart_under_write_load_leaves_one_actor_per_squad_and_agent() {
         .unwrap();
 
     assert_eq!(
-        alive(&base, "squad").await,
+        app.metric("squadron_actors_alive{kind=\"squad\"}").await,
         SQUADS as f64,
         "one actor per squad"
     );
     assert_eq!(
-        alive(&base, "agent").await,
+        app.metric("squadron_actors_alive{kind=\"agent\"}").await,
         (SQUADS * AGENTS) as f64,
         "one actor per agent"
     );
