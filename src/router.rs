@@ -126,6 +126,7 @@ pub fn build(state: AppState) -> Router {
 
     let gateway = OpenApiRouter::new()
         .routes(routes!(models::index))
+        .routes(routes!(models::show))
         .routes(routes!(models::map))
         .routes(routes!(chat::completions))
         .routes(routes!(embeddings::create))

@@ -47,6 +47,24 @@ fn describe(rejection: &JsonRejection, limit: Option<BodyLimit>) -> String {
     }
 }
 
+/// Like `axum::extract::Multipart`, but a request that is not a multipart form (no boundary,
+/// another content type) is a 400 in our shape.
+pub struct Multipart(pub axum::extract::Multipart);
+
+impl<S: Send + Sync> FromRequest<S> for Multipart {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Multipart::from_request(req, state).await {
+            Ok(form) => Ok(Multipart(form)),
+            Err(rejection) => Err(ApiError::Validation(format!(
+                "expected a multipart/form-data body: {}",
+                rejection.body_text()
+            ))),
+        }
+    }
+}
+
 /// Like `axum::extract::Path`, but a malformed id is a 400 in our shape.
 pub struct Path<T>(pub T);
 

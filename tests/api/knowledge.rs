@@ -614,6 +614,16 @@ async fn squados_bases_are_vector_stores_seen_another_way() {
         body(app.get(&format!("/v1/vector_stores/{vs}")).await).await["name"],
         "handbook"
     );
+    // Either id reaches it on either API.
+    assert_eq!(
+        body(app.get(&format!("/v1/vector_stores/{id}")).await).await["name"],
+        "handbook"
+    );
+    let by_vs = app.get(&format!("/api/v1/bases/{vs}")).await;
+    assert_eq!(by_vs.status(), 200);
+    assert_eq!(body(by_vs).await["data"]["id"], base["id"]);
+    let res = app.get("/api/v1/bases/vs_not-a-uuid").await;
+    assert_eq!(res.status(), 400);
 
     let items = format!("/api/v1/bases/{id}/items");
     let res = app

@@ -2,6 +2,7 @@
 
 mod actors;
 mod auth_hardening;
+mod conformance;
 mod dashboard;
 mod errors;
 mod gateway;
@@ -15,6 +16,7 @@ mod mc_board;
 mod mc_notify;
 mod mc_setup;
 mod ops;
+mod paging;
 mod tokens;
 mod tools;
 mod upstream;

@@ -656,19 +656,40 @@ async fn squads_and_organizations_cannot_reach_each_other() {
     let task_id = task["id"].as_str().unwrap();
 
     // Another squad's key, even of the same organization, does not see our task.
+    // Each with a body its route accepts, so only the squad can make it a 404.
     let paths = [
-        (Method::GET, format!("/api/tasks/{task_id}")),
-        (Method::PATCH, format!("/api/tasks/{task_id}")),
-        (Method::DELETE, format!("/api/tasks/{task_id}")),
-        (Method::POST, format!("/api/tasks/{task_id}/claim")),
-        (Method::GET, format!("/api/tasks/{task_id}/comments")),
-        (Method::POST, format!("/api/tasks/{task_id}/comments")),
-        (Method::GET, format!("/api/tasks/{task_id}/assignees")),
+        (Method::GET, format!("/api/tasks/{task_id}"), json!({})),
+        (
+            Method::PATCH,
+            format!("/api/tasks/{task_id}"),
+            json!({ "status": "done" }),
+        ),
+        (Method::DELETE, format!("/api/tasks/{task_id}"), json!({})),
+        (
+            Method::POST,
+            format!("/api/tasks/{task_id}/claim"),
+            json!({}),
+        ),
+        (
+            Method::GET,
+            format!("/api/tasks/{task_id}/comments"),
+            json!({}),
+        ),
+        (
+            Method::POST,
+            format!("/api/tasks/{task_id}/comments"),
+            json!({ "content": "mole" }),
+        ),
+        (
+            Method::GET,
+            format!("/api/tasks/{task_id}/assignees"),
+            json!({}),
+        ),
     ];
-    for (method, path) in &paths {
+    for (method, path, payload) in &paths {
         let res = app
             .as_agent(other.key("Writer"), "Writer", method.clone(), path)
-            .json(&json!({ "content": "mole", "status": "done" }))
+            .json(payload)
             .send()
             .await
             .unwrap();

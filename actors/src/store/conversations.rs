@@ -2,8 +2,8 @@
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -54,8 +54,7 @@ pub async fn list(
     db: &impl ConnectionTrait,
     org_id: Uuid,
     filter: &Filter,
-    limit: u64,
-    offset: u64,
+    window: super::Window,
 ) -> Result<(Vec<conversation::Model>, u64), DbErr> {
     let mut query = Conversations::find().filter(conversation::Column::OrgId.eq(org_id));
     if let Some(agent_id) = filter.agent_id {
@@ -64,14 +63,10 @@ pub async fn list(
     if let Some(status) = &filter.status {
         query = query.filter(conversation::Column::Status.eq(status.as_str()));
     }
-    let total = query.clone().count(db).await?;
-    let page = query
+    let query = query
         .order_by_desc(conversation::Column::UpdatedAt)
-        .offset(offset)
-        .limit(limit)
-        .all(db)
-        .await?;
-    Ok((page, total))
+        .order_by_desc(conversation::Column::Id);
+    super::paged(db, query, window).await
 }
 
 pub async fn add_message(
@@ -97,6 +92,19 @@ pub async fn add_message(
     touched.updated_at = Set(now);
     touched.update(db).await?;
     Ok(message)
+}
+
+/// A window of the conversation's messages, oldest first, and how many it has in all.
+pub async fn page_of_messages(
+    db: &impl ConnectionTrait,
+    conversation_id: Uuid,
+    window: super::Window,
+) -> Result<(Vec<message::Model>, u64), DbErr> {
+    let query = Messages::find()
+        .filter(message::Column::ConversationId.eq(conversation_id))
+        .order_by_asc(message::Column::CreatedAt)
+        .order_by_asc(message::Column::Id);
+    super::paged(db, query, window).await
 }
 
 /// The conversation's messages, oldest first (the last `limit` of them).

@@ -57,18 +57,14 @@ pub async fn after(
         .await
 }
 
-/// The squad's events newest first, `limit` of them after skipping `offset`.
+/// A window of the squad's events newest first, and how many it has in all.
 pub async fn recent(
     db: &impl ConnectionTrait,
     squad_id: Uuid,
-    limit: u64,
-    offset: u64,
-) -> Result<Vec<event::Model>, DbErr> {
-    Events::find()
+    window: super::Window,
+) -> Result<(Vec<event::Model>, u64), DbErr> {
+    let query = Events::find()
         .filter(event::Column::SquadId.eq(squad_id))
-        .order_by_desc(event::Column::Seq)
-        .offset(offset)
-        .limit(limit)
-        .all(db)
-        .await
+        .order_by_desc(event::Column::Seq);
+    super::paged(db, query, window).await
 }

@@ -20,8 +20,9 @@ use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, EntityTrait, PaginatorTrait, QuerySelect, Select, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
 };
 
 /// How long a SQLite writer waits for the write lock before it gives up: as long as the HTTP
@@ -64,6 +65,32 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
         ..Default::default()
     })
     .await
+}
+
+/// One page of a list: at most `limit` rows after skipping `offset`. Both fit the database's
+/// signed 64-bit integers (the HTTP layer checks that before it builds one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub limit: u64,
+    pub offset: u64,
+}
+
+/// The rows of `query` in `window` (the query keeps its order), and how many it has in all.
+pub async fn paged<E: EntityTrait>(
+    db: &impl ConnectionTrait,
+    query: Select<E>,
+    window: Window,
+) -> Result<(Vec<E::Model>, u64), DbErr>
+where
+    E::Model: Sync,
+{
+    let total = query.clone().count(db).await?;
+    let rows = query
+        .offset(window.offset)
+        .limit(window.limit)
+        .all(db)
+        .await?;
+    Ok((rows, total))
 }
 
 /// True when `err` means the database could not be reached, rather than that the query was

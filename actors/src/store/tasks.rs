@@ -4,8 +4,11 @@ use std::collections::HashMap;
 
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait,
 };
 use uuid::Uuid;
+
+use crate::domain::TaskStatus;
 
 use super::entity::agent::{self, Entity as Agents};
 use super::entity::comment::{self, Entity as Comments};
@@ -19,6 +22,8 @@ pub struct TaskFilter {
     pub priority: Option<String>,
     /// Only tasks assigned to this agent.
     pub assignee: Option<Uuid>,
+    /// Only tasks nobody claimed yet that are still in `inbox` or `assigned`.
+    pub claimable: bool,
 }
 
 /// A live (not deleted) task of the squad.
@@ -34,12 +39,14 @@ pub async fn get(
         .await
 }
 
-/// The squad's live tasks, in board order (status, then position, then age).
+/// A window of the squad's live tasks in board order (position, then age), and how many
+/// match in all.
 pub async fn list(
     db: &impl ConnectionTrait,
     squad_id: Uuid,
     filter: &TaskFilter,
-) -> Result<Vec<task::Model>, DbErr> {
+    window: super::Window,
+) -> Result<(Vec<task::Model>, u64), DbErr> {
     let mut query = Tasks::find()
         .filter(task::Column::SquadId.eq(squad_id))
         .filter(task::Column::DeletedAt.is_null());
@@ -49,21 +56,43 @@ pub async fn list(
     if let Some(priority) = &filter.priority {
         query = query.filter(task::Column::Priority.eq(priority.as_str()));
     }
+    if filter.claimable {
+        query = query.filter(task::Column::ClaimedBy.is_null()).filter(
+            task::Column::Status.is_in([TaskStatus::Inbox.as_str(), TaskStatus::Assigned.as_str()]),
+        );
+    }
     if let Some(agent_id) = filter.assignee {
         let assigned = TaskAssignees::find()
             .select_only()
             .column(task_assignee::Column::TaskId)
             .filter(task_assignee::Column::AgentId.eq(agent_id))
-            .into_tuple::<Uuid>()
-            .all(db)
-            .await?;
-        query = query.filter(task::Column::Id.is_in(assigned));
+            .into_query();
+        query = query.filter(task::Column::Id.in_subquery(assigned));
     }
-    query
+    let query = query
         .order_by_asc(task::Column::Position)
         .order_by_asc(task::Column::CreatedAt)
+        .order_by_asc(task::Column::Id);
+    super::paged(db, query, window).await
+}
+
+/// The titles of the squad's live tasks among `ids`.
+pub async fn titles(
+    db: &impl ConnectionTrait,
+    squad_id: Uuid,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, String>, DbErr> {
+    let rows: Vec<(Uuid, String)> = Tasks::find()
+        .select_only()
+        .column(task::Column::Id)
+        .column(task::Column::Title)
+        .filter(task::Column::SquadId.eq(squad_id))
+        .filter(task::Column::Id.is_in(ids.iter().copied()))
+        .filter(task::Column::DeletedAt.is_null())
+        .into_tuple()
         .all(db)
-        .await
+        .await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// The highest position among the squad's live tasks of `status`, if any.
@@ -107,15 +136,17 @@ pub async fn assignees(
     Ok(by_task)
 }
 
+/// A window of the task's comments, oldest first, and how many it has in all.
 pub async fn comments(
     db: &impl ConnectionTrait,
     task_id: Uuid,
-) -> Result<Vec<comment::Model>, DbErr> {
-    Comments::find()
+    window: super::Window,
+) -> Result<(Vec<comment::Model>, u64), DbErr> {
+    let query = Comments::find()
         .filter(comment::Column::TaskId.eq(task_id))
         .order_by_asc(comment::Column::CreatedAt)
-        .all(db)
-        .await
+        .order_by_asc(comment::Column::Id);
+    super::paged(db, query, window).await
 }
 
 pub async fn subscribers(db: &impl ConnectionTrait, task_id: Uuid) -> Result<Vec<Uuid>, DbErr> {

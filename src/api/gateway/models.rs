@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::providers::{list, List, ModelView};
+use crate::api::extract::Path;
 use crate::auth::OrgAuth;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -36,9 +37,30 @@ pub async fn index(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
 ) -> Result<axum::Json<List<OpenAiModel>>, ApiError> {
-    let providers = provider_names(&state, caller.org_id).await?;
-    let models = gateway::models(state.db(), caller.org_id).await?;
-    let agents = gateway::agents(state.db(), caller.org_id).await?;
+    Ok(list(served(&state, caller.org_id).await?))
+}
+
+/// One model (or agent) of the account, as OpenAI shows a model.
+#[utoipa::path(get, path = "/v1/models/{model}", tag = "gateway", params(("model" = String, Path)),
+    responses((status = 200, body = OpenAiModel), (status = 401), (status = 404)))]
+pub async fn show(
+    State(state): State<AppState>,
+    OrgAuth(caller): OrgAuth,
+    Path(model): Path<String>,
+) -> Result<axum::Json<OpenAiModel>, ApiError> {
+    served(&state, caller.org_id)
+        .await?
+        .into_iter()
+        .find(|m| m.id == model)
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::NotFound(format!("The model '{model}' does not exist")))
+}
+
+/// What `/v1/models` lists: the account's models, then its agents.
+async fn served(state: &AppState, org_id: Uuid) -> Result<Vec<OpenAiModel>, ApiError> {
+    let providers = provider_names(state, org_id).await?;
+    let models = gateway::models(state.db(), org_id).await?;
+    let agents = gateway::agents(state.db(), org_id).await?;
     let mut listed: Vec<OpenAiModel> = models
         .into_iter()
         .map(|m| OpenAiModel {
@@ -54,7 +76,7 @@ pub async fn index(
         created: a.created_at.timestamp(),
         owned_by: "agent".into(),
     }));
-    Ok(list(listed))
+    Ok(listed)
 }
 
 /// Each model name with its provider, upstream model and kind.

@@ -2,7 +2,7 @@
 //! listing, metadata, content and deletion.
 
 use axum::body::Body;
-use axum::extract::{Multipart, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
@@ -16,7 +16,7 @@ use squadron_actors::store::knowledge as kb;
 use uuid::Uuid;
 
 use super::{file_id, list_of, parse_id, ListQuery};
-use crate::api::extract::{Path, Query};
+use crate::api::extract::{Multipart, Path, Query};
 use crate::auth::OrgAuth;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -128,7 +128,7 @@ fn bad_form(err: axum::extract::multipart::MultipartError) -> ApiError {
 pub async fn upload(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
-    mut form: Multipart,
+    Multipart(mut form): Multipart,
 ) -> Result<axum::Json<Value>, ApiError> {
     let id = Uuid::new_v4();
     let key = object_key(caller.org_id, id);

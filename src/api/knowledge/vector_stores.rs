@@ -384,6 +384,7 @@ pub async fn show(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct StoreUpdate {
     name: Option<String>,
     description: Option<String>,

@@ -15,6 +15,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct HeartbeatInput {
     /// `active` (default), `idle`, `busy` or `offline`.
     status: Option<String>,

@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::views::{ActivityView, TaskView};
-use crate::api::envelope::{data, list, Data};
+use crate::api::envelope::{self, data, list, Data, PageQuery};
 use crate::api::extract::Query;
 use crate::auth::SquadCaller;
 use crate::error::ApiError;
@@ -38,8 +38,9 @@ pub async fn agents(
     for agent in &mut agents {
         state.core.shared.presence.overlay(agent);
     }
-    let tasks = store::tasks::list(state.db(), caller.squad_id, &TaskFilter::default()).await?;
-    let title = |id: Uuid| tasks.iter().find(|t| t.id == id).map(|t| t.title.clone());
+    let current: Vec<Uuid> = agents.iter().filter_map(|a| a.current_task_id).collect();
+    let titles = store::tasks::titles(state.db(), caller.squad_id, &current).await?;
+    let title = |id: Uuid| titles.get(&id).cloned();
     Ok(list(
         agents
             .into_iter()
@@ -58,51 +59,66 @@ pub async fn agents(
     ))
 }
 
-/// The Kanban board: one list per status, each in position order.
-#[utoipa::path(get, path = "/api/squad/tasks", tag = "squad",
-    responses((status = 200, body = Data<Object>), (status = 401)))]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BoardQuery {
+    /// Cards per column: 100 by default, at most 500. `meta.totals` says how many each
+    /// column holds; `GET /api/tasks?status=` pages through one.
+    limit: Option<u64>,
+}
+
+/// The Kanban board: one list per status, each in position order, each up to `limit` cards.
+#[utoipa::path(get, path = "/api/squad/tasks", tag = "squad", params(BoardQuery),
+    responses((status = 200, body = Data<Object>), (status = 400), (status = 401)))]
 pub async fn tasks(
     State(state): State<AppState>,
     SquadCaller(caller): SquadCaller,
+    Query(query): Query<BoardQuery>,
 ) -> Result<axum::Json<Data<serde_json::Map<String, serde_json::Value>>>, ApiError> {
-    let tasks = store::tasks::list(state.db(), caller.squad_id, &TaskFilter::default()).await?;
-    let ids: Vec<Uuid> = tasks.iter().map(|t| t.id).collect();
-    let assignees = store::tasks::assignees(state.db(), &ids).await?;
+    let window = PageQuery {
+        limit: query.limit,
+        offset: None,
+    }
+    .window(100, 500)?;
     let mut board = serde_json::Map::new();
+    let mut totals = std::collections::BTreeMap::new();
     for status in TaskStatus::ALL {
+        let filter = TaskFilter {
+            status: Some(status.as_str().to_owned()),
+            ..Default::default()
+        };
+        let (tasks, total) =
+            store::tasks::list(state.db(), caller.squad_id, &filter, window).await?;
+        let ids: Vec<Uuid> = tasks.iter().map(|t| t.id).collect();
+        let assignees = store::tasks::assignees(state.db(), &ids).await?;
         let column: Vec<TaskView> = tasks
-            .iter()
-            .filter(|t| t.status == status.as_str())
-            .map(|t| TaskView::new(t.clone(), &assignees))
+            .into_iter()
+            .map(|t| TaskView::new(t, &assignees))
             .collect();
         board.insert(
             status.as_str().to_owned(),
             serde_json::to_value(column).map_err(anyhow::Error::from)?,
         );
+        totals.insert(status.as_str().to_owned(), total);
     }
-    Ok(data(board))
+    let axum::Json(mut reply) = data(board);
+    reply.meta.totals = Some(totals);
+    Ok(axum::Json(reply))
 }
 
-#[derive(Deserialize, IntoParams)]
-pub struct Page {
-    /// Default 50, at most 500.
-    limit: Option<u64>,
-    offset: Option<u64>,
-}
-
-/// The squad's recent activity, newest first.
-#[utoipa::path(get, path = "/api/squad/activities", tag = "squad", params(Page),
+/// The squad's recent activity, newest first: 50 a page by default, at most 500.
+#[utoipa::path(get, path = "/api/squad/activities", tag = "squad", params(PageQuery),
     responses((status = 200, body = Data<Vec<ActivityView>>), (status = 400), (status = 401)))]
 pub async fn activities(
     State(state): State<AppState>,
     SquadCaller(caller): SquadCaller,
-    Query(page): Query<Page>,
+    Query(page): Query<PageQuery>,
 ) -> Result<axum::Json<Data<Vec<ActivityView>>>, ApiError> {
-    let limit = page.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::Validation("limit must be 1 to 500".into()));
-    }
-    let events =
-        store::events::recent(state.db(), caller.squad_id, limit, page.offset.unwrap_or(0)).await?;
-    Ok(list(events.into_iter().map(ActivityView::from).collect()))
+    let window = page.window(50, 500)?;
+    let (events, total) = store::events::recent(state.db(), caller.squad_id, window).await?;
+    Ok(envelope::page(
+        events.into_iter().map(ActivityView::from).collect(),
+        total,
+        window,
+    ))
 }

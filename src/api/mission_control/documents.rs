@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::views::{names, DocumentView};
-use crate::api::envelope::{data, list, Data};
+use crate::api::envelope::{self, data, Data, PageQuery};
 use crate::api::extract::{double_option, Json, Path, Query};
 use crate::auth::{Caller, SquadCaller};
 use crate::error::ApiError;
@@ -33,32 +33,36 @@ async fn view(
     Ok(DocumentView::new(doc, &names(&agents), true))
 }
 
-/// The squad's documents, newest first.
-#[utoipa::path(get, path = "/api/documents", tag = "documents", params(DocQuery),
+/// The squad's documents, newest first: 50 a page by default, at most 200.
+#[utoipa::path(get, path = "/api/documents", tag = "documents", params(DocQuery, PageQuery),
     responses((status = 200, body = Data<Vec<DocumentView>>), (status = 400), (status = 401)))]
 pub async fn index(
     State(state): State<AppState>,
     SquadCaller(caller): SquadCaller,
     Query(query): Query<DocQuery>,
+    Query(page): Query<PageQuery>,
 ) -> Result<axum::Json<Data<Vec<DocumentView>>>, ApiError> {
+    let window = page.window(50, 200)?;
     let kind = query.kind.as_deref().map(DocKind::parse).transpose()?;
-    let docs = store::content::documents(
+    let (docs, total) = store::content::documents(
         state.db(),
         caller.squad_id,
         kind.map(DocKind::as_str),
         query.task_id,
+        window,
     )
     .await?;
     let agents = store::squads::agents(state.db(), caller.squad_id).await?;
     let names = names(&agents);
-    Ok(list(
-        docs.into_iter()
-            .map(|d| DocumentView::new(d, &names, false))
-            .collect(),
-    ))
+    let views = docs
+        .into_iter()
+        .map(|d| DocumentView::new(d, &names, false))
+        .collect();
+    Ok(envelope::page(views, total, window))
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DocumentInput {
     title: Option<String>,
     content: Option<String>,

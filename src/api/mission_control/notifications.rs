@@ -39,6 +39,7 @@ pub async fn index(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DeliveredInput {
     /// Must be `true`: delivery cannot be undone.
     delivered: bool,

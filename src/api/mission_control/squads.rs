@@ -18,6 +18,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AgentSpecInput {
     /// How the agent is @mentioned: a letter, then letters, digits, `_` or `-` (at most 32).
     name: String,
@@ -46,6 +47,7 @@ impl AgentSpecInput {
 
 /// Changes to an agent's spec; fields left out stay as they are.
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AgentSpecPatch {
     name: Option<String>,
     role: Option<String>,
@@ -97,6 +99,7 @@ impl AgentSpecPatch {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateSquad {
     name: String,
     #[serde(default)]

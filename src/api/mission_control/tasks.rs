@@ -8,12 +8,12 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use squadron_actors::domain::{self, Mentions, Priority, TaskStatus};
 use squadron_actors::squad::{NewTask, SquadMsg, TaskPatch};
-use squadron_actors::store::{self, entity::task, tasks::TaskFilter};
+use squadron_actors::store::{self, entity::task, tasks::TaskFilter, Window};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::views::{names, CommentView, TaskView};
-use crate::api::envelope::{data, list, Data};
+use crate::api::envelope::{self, data, list, Data, PageQuery};
 use crate::api::extract::{Json, Path, Query};
 use crate::auth::{AgentCaller, Caller, SquadCaller};
 use crate::error::ApiError;
@@ -52,14 +52,23 @@ pub struct TaskQuery {
     priority: Option<String>,
 }
 
-/// List the squad's tasks.
-#[utoipa::path(get, path = "/api/tasks", tag = "tasks", params(TaskQuery),
+/// Tasks in a page: 100 by default, at most 500.
+const TASK_PAGE: (u64, u64) = (100, 500);
+/// Comments in a page: 100 by default, at most 500. A task shows its first page.
+const COMMENT_PAGE: (u64, u64) = (100, 500);
+/// The most tasks an agent's queue lists.
+const QUEUE_MAX: u64 = 500;
+
+/// List the squad's tasks in board order, a page at a time.
+#[utoipa::path(get, path = "/api/tasks", tag = "tasks", params(TaskQuery, PageQuery),
     responses((status = 200, body = Data<Vec<TaskView>>), (status = 400), (status = 401)))]
 pub async fn index(
     State(state): State<AppState>,
     SquadCaller(caller): SquadCaller,
     Query(query): Query<TaskQuery>,
+    Query(page): Query<PageQuery>,
 ) -> Result<axum::Json<Data<Vec<TaskView>>>, ApiError> {
+    let window = page.window(TASK_PAGE.0, TASK_PAGE.1)?;
     let assignee = match &query.assignee {
         Some(name) => Some(
             state
@@ -84,12 +93,14 @@ pub async fn index(
             .transpose()?
             .map(|p| p.as_str().to_owned()),
         assignee,
+        claimable: false,
     };
-    let tasks = store::tasks::list(state.db(), caller.squad_id, &filter).await?;
-    Ok(list(views(&state, tasks).await?))
+    let (tasks, total) = store::tasks::list(state.db(), caller.squad_id, &filter, window).await?;
+    Ok(envelope::page(views(&state, tasks).await?, total, window))
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateTask {
     title: String,
     #[serde(default)]
@@ -148,11 +159,13 @@ pub async fn show(
 ) -> Result<axum::Json<Data<TaskView>>, ApiError> {
     let task = live_task(&state, &caller, id).await?;
     let mut view = view(&state, task).await?;
-    view.comments = Some(comment_views(&state, &caller, id).await?);
+    let first = PageQuery::default().window(COMMENT_PAGE.0, COMMENT_PAGE.1)?;
+    view.comments = Some(comment_views(&state, &caller, id, first).await?.0);
     Ok(data(view))
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PatchTask {
     status: Option<String>,
     priority: Option<String>,
@@ -229,19 +242,14 @@ pub async fn queue(
 ) -> Result<axum::Json<Data<Vec<TaskView>>>, ApiError> {
     let filter = TaskFilter {
         assignee: Some(agent.id),
+        claimable: true,
         ..Default::default()
     };
-    let mut tasks: Vec<task::Model> = store::tasks::list(state.db(), caller.squad_id, &filter)
-        .await?
-        .into_iter()
-        .filter(|t| t.claimed_by.is_none())
-        .filter(|t| {
-            matches!(
-                TaskStatus::parse(&t.status),
-                Ok(TaskStatus::Inbox | TaskStatus::Assigned)
-            )
-        })
-        .collect();
+    let first = Window {
+        limit: QUEUE_MAX,
+        offset: 0,
+    };
+    let (mut tasks, _) = store::tasks::list(state.db(), caller.squad_id, &filter, first).await?;
     let urgency = |t: &task::Model| {
         std::cmp::Reverse(Priority::parse(&t.priority).unwrap_or(Priority::Normal))
     };
@@ -275,29 +283,35 @@ async fn comment_views(
     state: &AppState,
     caller: &Caller,
     task_id: Uuid,
-) -> Result<Vec<CommentView>, ApiError> {
-    let comments = store::tasks::comments(state.db(), task_id).await?;
+    window: Window,
+) -> Result<(Vec<CommentView>, u64), ApiError> {
+    let (comments, total) = store::tasks::comments(state.db(), task_id, window).await?;
     let agents = store::squads::agents(state.db(), caller.squad_id).await?;
     let names: HashMap<Uuid, String> = names(&agents);
-    Ok(comments
+    let views = comments
         .into_iter()
         .map(|c| CommentView::new(c, &names))
-        .collect())
+        .collect();
+    Ok((views, total))
 }
 
-/// The comments on a task, oldest first.
-#[utoipa::path(get, path = "/api/tasks/{id}/comments", tag = "comments", params(("id" = Uuid, Path)),
+/// The comments on a task, oldest first, a page at a time.
+#[utoipa::path(get, path = "/api/tasks/{id}/comments", tag = "comments", params(("id" = Uuid, Path), PageQuery),
     responses((status = 200, body = Data<Vec<CommentView>>), (status = 401), (status = 404)))]
 pub async fn comments(
     State(state): State<AppState>,
     SquadCaller(caller): SquadCaller,
     Path(id): Path<Uuid>,
+    Query(page): Query<PageQuery>,
 ) -> Result<axum::Json<Data<Vec<CommentView>>>, ApiError> {
+    let window = page.window(COMMENT_PAGE.0, COMMENT_PAGE.1)?;
     live_task(&state, &caller, id).await?;
-    Ok(list(comment_views(&state, &caller, id).await?))
+    let (views, total) = comment_views(&state, &caller, id, window).await?;
+    Ok(envelope::page(views, total, window))
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateComment {
     /// At most 10,000 characters and 5 @mentions; HTML is sanitized.
     content: String,
@@ -382,6 +396,7 @@ pub async fn assignees(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AssignInput {
     agent_names: Vec<String>,
 }

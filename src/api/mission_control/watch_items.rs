@@ -10,24 +10,31 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::views::WatchItemView;
-use crate::api::envelope::{data, list, Data};
-use crate::api::extract::{double_option, Json, Path};
+use crate::api::envelope::{self, data, Data, PageQuery};
+use crate::api::extract::{double_option, Json, Path, Query};
 use crate::auth::SquadCaller;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The squad's watch items, newest first.
-#[utoipa::path(get, path = "/api/watch-items", tag = "watch items",
-    responses((status = 200, body = Data<Vec<WatchItemView>>), (status = 401)))]
+/// The squad's watch items, newest first: 100 a page by default, at most 500.
+#[utoipa::path(get, path = "/api/watch-items", tag = "watch items", params(PageQuery),
+    responses((status = 200, body = Data<Vec<WatchItemView>>), (status = 400), (status = 401)))]
 pub async fn index(
     State(state): State<AppState>,
     SquadCaller(caller): SquadCaller,
+    Query(page): Query<PageQuery>,
 ) -> Result<axum::Json<Data<Vec<WatchItemView>>>, ApiError> {
-    let items = store::content::watch_items(state.db(), caller.squad_id).await?;
-    Ok(list(items.into_iter().map(WatchItemView::from).collect()))
+    let window = page.window(100, 500)?;
+    let (items, total) = store::content::watch_items(state.db(), caller.squad_id, window).await?;
+    Ok(envelope::page(
+        items.into_iter().map(WatchItemView::from).collect(),
+        total,
+        window,
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct WatchItemInput {
     title: Option<String>,
     description: Option<String>,

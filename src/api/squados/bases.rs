@@ -113,6 +113,21 @@ impl From<vector_store_file::Model> for ItemView {
     }
 }
 
+/// A base's id as either API shows it: its UUID (SquadOS) or its vector store's `vs_…` id
+/// (`/v1/vector_stores`), since a base is a vector store.
+#[derive(Clone, Copy, ToSchema)]
+#[schema(value_type = String)]
+pub struct BaseId(Uuid);
+
+impl<'de> Deserialize<'de> for BaseId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        Uuid::try_parse(raw.strip_prefix("vs_").unwrap_or(&raw))
+            .map(BaseId)
+            .map_err(|_| serde::de::Error::custom(format!("{raw:?} is not a base id")))
+    }
+}
+
 async fn owned_base(
     state: &AppState,
     org_id: Uuid,
@@ -149,6 +164,7 @@ pub async fn index(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewBase {
     name: String,
     description: Option<String>,
@@ -187,8 +203,9 @@ pub async fn create(
 pub async fn show(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
-    Path(id): Path<Uuid>,
+    Path(base): Path<BaseId>,
 ) -> Result<axum::Json<Data<BaseView>>, ApiError> {
+    let id = base.0;
     let store = owned_base(&state, caller.org_id, id).await?;
     Ok(data(base_view(&state, store).await?))
 }
@@ -199,9 +216,10 @@ pub async fn show(
 pub async fn update(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
-    Path(id): Path<Uuid>,
+    Path(base): Path<BaseId>,
     Json(body): Json<StoreUpdate>,
 ) -> Result<axum::Json<Data<BaseView>>, ApiError> {
+    let id = base.0;
     let store = owned_base(&state, caller.org_id, id).await?;
     let store = update_store(&state, store, body).await?;
     Ok(data(base_view(&state, store).await?))
@@ -213,8 +231,9 @@ pub async fn update(
 pub async fn delete(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
-    Path(id): Path<Uuid>,
+    Path(base): Path<BaseId>,
 ) -> Result<axum::http::StatusCode, ApiError> {
+    let id = base.0;
     let store = owned_base(&state, caller.org_id, id).await?;
     let texts: Vec<Uuid> = kb::all_store_files(state.db(), store.id)
         .await?
@@ -237,8 +256,9 @@ pub async fn delete(
 pub async fn items(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
-    Path(id): Path<Uuid>,
+    Path(base): Path<BaseId>,
 ) -> Result<axum::Json<Data<Vec<ItemView>>>, ApiError> {
+    let id = base.0;
     let store = owned_base(&state, caller.org_id, id).await?;
     let mut entries = kb::all_store_files(state.db(), store.id).await?;
     entries.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
@@ -246,6 +266,7 @@ pub async fn items(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewItem {
     /// `text` (give `content`) or `file` (give `file_id` of an uploaded file). Default: text
     /// when `content` is given.
@@ -276,9 +297,10 @@ fn text_bytes(content: &str) -> Result<Vec<u8>, ApiError> {
 pub async fn add_item(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
-    Path(id): Path<Uuid>,
+    Path(base): Path<BaseId>,
     Json(body): Json<NewItem>,
 ) -> Result<(axum::http::StatusCode, axum::Json<Data<ItemView>>), ApiError> {
+    let id = base.0;
     let store = owned_base(&state, caller.org_id, id).await?;
     let metadata = body.metadata.unwrap_or_else(|| json!({}));
     crate::api::knowledge::check_metadata(&metadata)?;
@@ -330,13 +352,15 @@ pub async fn add_item(
 pub async fn item(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
-    Path((id, item_id)): Path<(Uuid, Uuid)>,
+    Path((base, item_id)): Path<(BaseId, Uuid)>,
 ) -> Result<axum::Json<Data<ItemView>>, ApiError> {
+    let id = base.0;
     owned_base(&state, caller.org_id, id).await?;
     Ok(data(owned_item(&state, id, item_id).await?.into()))
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ItemUpdate {
     title: Option<String>,
     /// A text item's new text: it is ingested again.
@@ -351,9 +375,10 @@ pub struct ItemUpdate {
 pub async fn update_item(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
-    Path((id, item_id)): Path<(Uuid, Uuid)>,
+    Path((base, item_id)): Path<(BaseId, Uuid)>,
     Json(body): Json<ItemUpdate>,
 ) -> Result<axum::Json<Data<ItemView>>, ApiError> {
+    let id = base.0;
     owned_base(&state, caller.org_id, id).await?;
     let entry = owned_item(&state, id, item_id).await?;
     if let Some(metadata) = &body.metadata {
@@ -395,8 +420,9 @@ pub async fn update_item(
 pub async fn delete_item(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
-    Path((id, item_id)): Path<(Uuid, Uuid)>,
+    Path((base, item_id)): Path<(BaseId, Uuid)>,
 ) -> Result<axum::http::StatusCode, ApiError> {
+    let id = base.0;
     owned_base(&state, caller.org_id, id).await?;
     let entry = owned_item(&state, id, item_id).await?;
     stores::cancel(&state, &entry).await?;
@@ -410,6 +436,7 @@ pub async fn delete_item(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct BaseQuery {
     query: String,
     /// 1 to 50 (default 5).
@@ -431,9 +458,10 @@ pub struct Match {
 pub async fn query(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
-    Path(id): Path<Uuid>,
+    Path(base): Path<BaseId>,
     Json(body): Json<BaseQuery>,
 ) -> Result<axum::Json<Data<Vec<Match>>>, ApiError> {
+    let id = base.0;
     let store = owned_base(&state, caller.org_id, id).await?;
     if body.query.trim().is_empty() {
         return Err(ApiError::Validation("query is required".into()));

@@ -16,7 +16,7 @@ use squadron_actors::store::{conversations, gateway, squads};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::api::envelope::{data, list, page, Data};
+use crate::api::envelope::{self, data, Data, PageQuery};
 use crate::api::extract::{Json, Path, Query};
 use crate::api::gateway::chat::{agent_turn, record_usage};
 use crate::api::gateway::tool_calls::{self, Toolbox};
@@ -108,6 +108,7 @@ fn history_for_model(history: &[message::Model]) -> Vec<Value> {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ChatInput {
     message: String,
     /// Continue this conversation; without it, a new one starts.
@@ -287,9 +288,6 @@ pub struct ConversationQuery {
     agent_id: Option<Uuid>,
     /// open or archived
     status: Option<String>,
-    /// Default 20, at most 100.
-    limit: Option<u64>,
-    offset: Option<u64>,
 }
 
 fn status(raw: &str) -> Result<String, ApiError> {
@@ -301,33 +299,26 @@ fn status(raw: &str) -> Result<String, ApiError> {
     }
 }
 
-/// The organization's conversations, most recently active first.
-#[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations", params(ConversationQuery),
+/// The organization's conversations, most recently active first: 20 a page by default, at
+/// most 100.
+#[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations", params(ConversationQuery, PageQuery),
     responses((status = 200, body = Data<Vec<ConversationView>>), (status = 400), (status = 401)))]
 pub async fn index(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
     Query(query): Query<ConversationQuery>,
+    Query(page): Query<PageQuery>,
 ) -> Result<axum::Json<Data<Vec<ConversationView>>>, ApiError> {
-    let limit = query.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::Validation("limit must be 1 to 100".into()));
-    }
+    let window = page.window(20, 100)?;
     let filter = conversations::Filter {
         agent_id: query.agent_id,
         status: query.status.as_deref().map(status).transpose()?,
     };
-    let (items, total) = conversations::list(
-        state.db(),
-        caller.org_id,
-        &filter,
-        limit,
-        query.offset.unwrap_or(0),
-    )
-    .await?;
-    Ok(page(
+    let (items, total) = conversations::list(state.db(), caller.org_id, &filter, window).await?;
+    Ok(envelope::page(
         items.into_iter().map(ConversationView::from).collect(),
         total,
+        window,
     ))
 }
 
@@ -349,6 +340,7 @@ pub async fn show(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PatchConversation {
     title: Option<String>,
     /// open or archived
@@ -389,15 +381,21 @@ pub async fn update(
     Ok(data(active.update(state.db()).await?.into()))
 }
 
-/// A conversation's messages, oldest first.
-#[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "conversations", params(("id" = Uuid, Path)),
-    responses((status = 200, body = Data<Vec<MessageView>>), (status = 401), (status = 404)))]
+/// A conversation's messages, oldest first: 100 a page by default, at most 1,000.
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "conversations", params(("id" = Uuid, Path), PageQuery),
+    responses((status = 200, body = Data<Vec<MessageView>>), (status = 400), (status = 401), (status = 404)))]
 pub async fn messages(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
     Path(id): Path<Uuid>,
+    Query(page): Query<PageQuery>,
 ) -> Result<axum::Json<Data<Vec<MessageView>>>, ApiError> {
+    let window = page.window(100, 1000)?;
     owned(&state, caller.org_id, id).await?;
-    let messages = conversations::messages(state.db(), id, 10_000).await?;
-    Ok(list(messages.into_iter().map(MessageView::from).collect()))
+    let (messages, total) = conversations::page_of_messages(state.db(), id, window).await?;
+    Ok(envelope::page(
+        messages.into_iter().map(MessageView::from).collect(),
+        total,
+        window,
+    ))
 }

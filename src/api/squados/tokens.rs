@@ -16,6 +16,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateToken {
     /// A descriptive label, e.g. "Marketing site integration".
     name: String,
