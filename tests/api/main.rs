@@ -15,6 +15,7 @@ mod mc_board;
 mod mc_notify;
 mod mc_setup;
 mod ops;
+mod outbound;
 mod tokens;
 mod tools;
 mod upstream;
