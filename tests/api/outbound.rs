@@ -1,7 +1,8 @@
 //! The one policy for requests the server makes outward (`src/outbound.rs`): private
 //! addresses for admins only (or nobody, if the operator says so), checked when a URL is
 //! stored and again at every call; no redirects; upstream bodies not reflected; the
-//! provider's key failures are the provider's; stored URLs masked.
+//! provider's key failures are the provider's; stored URLs masked; and the seed's embedding
+//! rule held for what is served.
 
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -361,4 +362,115 @@ async fn secrets_in_stored_urls_are_masked_in_every_read() {
     let servers = app.get("/v1/core/servers").await.text().await.unwrap();
     assert!(servers.contains("token=***"), "{servers}");
     assert!(!servers.contains("mcpsecret456"), "{servers}");
+}
+
+#[tokio::test]
+async fn text_embedding_3_large_is_refused_whatever_it_is_called() {
+    let app = spawn_app().await;
+    let fake = upstream::start().await;
+    provider(&app, "fake", &fake.base_url, &[]).await;
+    for (name, upstream_model) in [
+        ("text-embedding-3-large", "embed-fake"),
+        ("big", "text-embedding-3-large"),
+    ] {
+        let res = app
+            .post(
+                "/v1/core/add/model",
+                json!({ "name": name, "provider": "fake", "model": upstream_model, "kind": "embedding" }),
+            )
+            .await;
+        assert_eq!(res.status(), 400, "{name} -> {upstream_model}");
+        assert!(message(&body(res).await).contains("text-embedding-3-large"));
+    }
+    // One stored before this rule is refused when called.
+    let (db, org) = db_of(&app).await;
+    let provider_id = gateway::provider_by_name(&db, org, "fake")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    gateway::insert_model(
+        &db,
+        org,
+        gateway::NewModel {
+            name: "legacy-big".into(),
+            provider_id,
+            upstream_model: "text-embedding-3-large".into(),
+            kind: "embedding".into(),
+            dimensions: None,
+        },
+    )
+    .await
+    .unwrap();
+    let res = app
+        .post(
+            "/v1/embeddings",
+            json!({ "model": "legacy-big", "input": "hello" }),
+        )
+        .await;
+    assert_eq!(res.status(), 400);
+    assert!(fake.recorder.requests.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn vectors_of_the_wrong_size_fail_the_call_and_the_ingest() {
+    let app = spawn_with(|c| c.ingest_backoff_ms = 10).await;
+    let fake = upstream::start().await;
+    // `embed-fake` answers 8 numbers; this model says 3072.
+    provider(
+        &app,
+        "fake",
+        &fake.base_url,
+        &[("wide", "embed-fake", "embedding", 3072)],
+    )
+    .await;
+    let res = app
+        .post(
+            "/v1/embeddings",
+            json!({ "model": "wide", "input": "hello" }),
+        )
+        .await;
+    assert_eq!(res.status(), 502);
+    let error = message(&body(res).await);
+    assert!(
+        error.contains("8 dimensions") && error.contains("3072"),
+        "{error}"
+    );
+
+    let form = reqwest::multipart::Form::new()
+        .text("purpose", "assistants")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"some words to embed".to_vec()).file_name("a.txt"),
+        );
+    let res = app
+        .req(Method::POST, "/v1/files")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let file = body(res).await["id"].as_str().unwrap().to_owned();
+    let res = app
+        .post(
+            "/v1/vector_stores",
+            json!({ "file_ids": [file], "embedding_model": "wide" }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let vs = body(res).await["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/vector_stores/{vs}/files/{file}");
+    eventually("the file's ingest ends", || async {
+        body(app.get(&path).await).await["status"] != "in_progress"
+    })
+    .await;
+    let entry = body(app.get(&path).await).await;
+    assert_eq!(entry["status"], "failed", "{entry}");
+    assert!(
+        entry["last_error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("dimensions"),
+        "{entry}"
+    );
 }

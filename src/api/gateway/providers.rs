@@ -328,6 +328,9 @@ pub async fn add_model(
             ));
         }
     }
+    if kind == "embedding" {
+        super::embeddings::supported(&model_name, upstream_model)?;
+    }
     let provider = gateway::provider_by_name(state.db(), caller.org_id, body.provider.trim())
         .await?
         .ok_or_else(|| ApiError::not_found("provider"))?;
