@@ -178,10 +178,14 @@ pub struct Config {
         global = true
     )]
     pub upstream_timeout_secs: u64,
-    /// Let `/v1/core/scrape-url` fetch private, loopback and link-local addresses (off: only
-    /// public ones, so the server cannot be used to probe its own network).
+    /// Let members' `/v1/core/scrape-url` fetch private, loopback and link-local addresses too
+    /// (admins may unless `--upstream-forbid-private`).
     #[arg(long, env = "SQUADRON_SCRAPE_ALLOW_PRIVATE", global = true)]
     pub scrape_allow_private: bool,
+    /// Reach no private, loopback or link-local address for anyone, admins included: no
+    /// provider, MCP server or scraped page there (off: admins may, members never).
+    #[arg(long, env = "SQUADRON_UPSTREAM_FORBID_PRIVATE", global = true)]
+    pub upstream_forbid_private: bool,
     /// How often token usage (calls, last used) is written to the database, in milliseconds.
     #[arg(
         long,
@@ -210,8 +214,8 @@ pub struct Config {
     /// streamable HTTP servers).
     #[arg(long, env = "SQUADRON_ALLOW_STDIO_SERVERS", global = true)]
     pub allow_stdio_servers: bool,
-    /// Let MCP servers be added at private, loopback and link-local addresses (off: only
-    /// public ones, so an account cannot make this server reach into its own network).
+    /// Let members too add MCP servers at private, loopback and link-local addresses (admins
+    /// may unless `--upstream-forbid-private`).
     #[arg(long, env = "SQUADRON_MCP_ALLOW_PRIVATE", global = true)]
     pub mcp_allow_private: bool,
     /// An MCP server's first reconnection waits this long (then twice as long each time, up

@@ -10,7 +10,7 @@ use squadron_actors::knowledge::{EmbedError, Embedder};
 use squadron_actors::store::gateway;
 use uuid::Uuid;
 
-use crate::api::gateway::embeddings::embed_texts;
+use crate::api::gateway::embeddings::{embed_unchecked, wrong_dimensions};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::state::{App, AppState};
@@ -73,7 +73,7 @@ impl Embedder for GatewayEmbedder {
                 .ok_or_else(|| {
                     EmbedError::Fatal("the store's embedding model was deleted".into())
                 })?;
-            embed_texts(&state, org_id, &model, texts)
+            let (provider, vectors) = embed_unchecked(&state, org_id, &model, texts)
                 .await
                 .map_err(|err| match err {
                     ApiError::Upstream {
@@ -83,7 +83,14 @@ impl Embedder for GatewayEmbedder {
                     }
                     ApiError::Unavailable(m) => EmbedError::Retryable(m),
                     other => EmbedError::Fatal(other.to_string()),
-                })
+                })?;
+            // Vectors of another size than the store's model declares would be stored and
+            // never compare: the file fails, with why.
+            let sizes = vectors.iter().map(Vec::len);
+            if let Some(why) = wrong_dimensions(&provider, &model, None, sizes) {
+                return Err(EmbedError::Fatal(why));
+            }
+            Ok(vectors)
         })
     }
 }

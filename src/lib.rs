@@ -10,6 +10,7 @@ pub mod error;
 pub mod knowledge;
 pub mod live;
 pub mod metrics;
+pub mod outbound;
 pub mod ratelimit;
 pub mod router;
 pub mod startup;

@@ -122,11 +122,9 @@ fn secret_key(config: &Config) -> anyhow::Result<[u8; 32]> {
 
 pub async fn build(config: Config) -> anyhow::Result<Server> {
     let sealer = Sealer::new(secret_key(&config)?);
-    let upstream = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .read_timeout(Duration::from_secs(config.upstream_timeout_secs.max(1)))
-        .build()
-        .context("building the upstream HTTP client")?;
+    let outbound = Arc::new(
+        crate::outbound::Outbound::new(&config).context("building the outward HTTP clients")?,
+    );
     let db = connect(&config).await?;
     let admin_token = bootstrap(&db).await?;
     let hub = Arc::new(LiveHub::new(config.live_buffer));
@@ -156,6 +154,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     .context("starting the knowledge supervisor")?;
     let (tools, tools_handle) = squadron_actors::tools::start(ToolSettings {
         backoff: Duration::from_millis(config.mcp_backoff_ms),
+        guard: Some(crate::outbound::mcp_guard(outbound.clone())),
         ..ToolSettings::default()
     })
     .await
@@ -172,7 +171,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         usage: Usage::default(),
         metrics: crate::metrics::handle(),
         sealer,
-        upstream,
+        outbound,
         shutdown,
         objects,
         knowledge,

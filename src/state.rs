@@ -29,8 +29,8 @@ pub struct App {
     pub metrics: PrometheusHandle,
     /// Seals and opens provider secrets.
     pub sealer: Sealer,
-    /// The client for upstream providers (connection pooling across requests).
-    pub upstream: reqwest::Client,
+    /// Every request this server makes outward goes through it (see [`crate::outbound`]).
+    pub outbound: Arc<crate::outbound::Outbound>,
     /// Where uploaded files' bytes live.
     pub objects: Arc<dyn object_store::ObjectStore>,
     /// Supervises the ingest jobs of files in vector stores.

@@ -10,6 +10,7 @@ mod m20261123_000004_gateway_agents;
 mod m20261123_000005_conversations;
 mod m20261128_000006_knowledge;
 mod m20261129_000007_tools;
+mod m20261201_000008_outbound_reach;
 mod util;
 
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000005_conversations::Migration),
             Box::new(m20261128_000006_knowledge::Migration),
             Box::new(m20261129_000007_tools::Migration),
+            Box::new(m20261201_000008_outbound_reach::Migration),
         ]
     }
 }

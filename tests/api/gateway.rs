@@ -964,13 +964,18 @@ async fn core_utilities_config_prompt_and_workflow() {
 async fn scraping_refuses_private_targets_unless_allowed() {
     let (app, fake) = gateway().await;
     let site = fake.base_url.trim_end_matches("/v1").to_owned();
+    let member = app.org_token("default", Role::Member).await;
     let res = app
-        .post(
-            "/v1/core/scrape-url",
-            json!({ "url": format!("{site}/page") }),
-        )
-        .await;
-    assert_eq!(res.status(), 400, "loopback is refused by default");
+        .as_token(&member, Method::POST, "/v1/core/scrape-url")
+        .json(&json!({ "url": format!("{site}/page") }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        400,
+        "loopback is refused to members by default"
+    );
     assert!(body(res).await["error"]["message"]
         .as_str()
         .unwrap()
@@ -985,13 +990,15 @@ async fn scraping_refuses_private_targets_unless_allowed() {
         );
     }
 
+    // `--scrape-allow-private` lets members too.
     let allowed = spawn_with(|c| c.scrape_allow_private = true).await;
+    let member = allowed.org_token("default", Role::Member).await;
     let res = allowed
-        .post(
-            "/v1/core/scrape-url",
-            json!({ "url": format!("{site}/hop") }),
-        )
-        .await;
+        .as_token(&member, Method::POST, "/v1/core/scrape-url")
+        .json(&json!({ "url": format!("{site}/hop") }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let page = body(res).await;
     assert_eq!(page["title"], "Fake page");

@@ -16,6 +16,7 @@ mod mc_board;
 mod mc_notify;
 mod mc_setup;
 mod ops;
+mod outbound;
 mod paging;
 mod tokens;
 mod tools;

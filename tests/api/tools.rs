@@ -636,6 +636,8 @@ async fn servers_belong_to_their_account_and_stdio_needs_an_admin() {
 #[tokio::test]
 async fn stdio_servers_and_private_addresses_are_refused_where_the_configuration_says_so() {
     let app = spawn_with(|_| {}).await;
+    // Private addresses are for admins' servers (and members' with --mcp-allow-private).
+    let member = app.org_token("default", Role::Member).await;
     for url in [
         "http://127.0.0.1:3001/mcp",
         "http://169.254.169.254/latest",
@@ -643,14 +645,17 @@ async fn stdio_servers_and_private_addresses_are_refused_where_the_configuration
         "http://[::1]:80/mcp",
     ] {
         let res = app
-            .post(
-                "/v1/core/add/server",
-                json!({ "name": "inside", "url": url }),
-            )
-            .await;
+            .as_token(&member, Method::POST, "/v1/core/add/server")
+            .json(&json!({ "name": "inside", "url": url }))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 400, "{url}");
         let text = res.text().await.unwrap();
-        assert!(text.contains("mcp-allow-private"), "{text}");
+        assert!(
+            text.contains("private") && text.contains("admins"),
+            "{text}"
+        );
     }
     let res = app
         .post(

@@ -6,6 +6,8 @@
 //! answers every other call with a 429), `embed-slow` (`embed-words` after 150 ms),
 //! `embed-refused` (always a 400) and `embed-refused-once` (a 400 the first time only).
 //! `running-usage` streams like `gpt-fake` with running usage totals on every chunk.
+//! `fail-401` answers 401 (a provider refusing its key), `fail-400-long` a 400 whose message
+//! runs on past its first sentence. Under `/r307/v1` every route answers a 307 to `/v1`.
 //! Tool models: `tool-caller` reads a last user message `call NAME {ARGS}` and proposes that
 //! tool call, then answers with the tool results it was given; `tool-looper` proposes it
 //! again every time, until told `tool_choice: none`. Streamed, a call comes in pieces (its
@@ -63,6 +65,12 @@ pub async fn start() -> FakeUpstream {
         }))
         .route("/big", get(|| async { "x".repeat(3 * 1024 * 1024) }))
         .route("/hop", get(|| async { axum::response::Redirect::temporary("/page") }))
+        .route(
+            "/r307/v1/{*rest}",
+            axum::routing::any(|axum::extract::Path(rest): axum::extract::Path<String>| async move {
+                axum::response::Redirect::temporary(&format!("/v1/{rest}"))
+            }),
+        )
         .with_state(recorder.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base_url = format!("http://{}/v1", listener.local_addr().unwrap());
@@ -211,6 +219,13 @@ async fn chat(
             return res;
         }
         "fail-500" => return error(StatusCode::INTERNAL_SERVER_ERROR, "it broke"),
+        "fail-401" => return error(StatusCode::UNAUTHORIZED, "Incorrect API key provided: sk-k"),
+        "fail-400-long" => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "This request is refused. The upstream's private notes follow: SECRET-NOTES",
+            )
+        }
         "stall" => {
             tokio::time::sleep(Duration::from_secs(60)).await;
             return error(StatusCode::INTERNAL_SERVER_ERROR, "too late");

@@ -16,6 +16,8 @@ pub struct NewProvider {
     pub base_url: String,
     pub api_key_sealed: Option<String>,
     pub headers_sealed: Option<String>,
+    /// May reach private addresses (see the server's outbound policy).
+    pub allow_private: bool,
 }
 
 pub async fn insert_provider(
@@ -30,6 +32,7 @@ pub async fn insert_provider(
         base_url: Set(new.base_url),
         api_key_sealed: Set(new.api_key_sealed),
         headers_sealed: Set(new.headers_sealed),
+        allow_private: Set(new.allow_private),
         created_at: Set(Utc::now()),
     }
     .insert(db)

@@ -20,6 +20,8 @@ pub struct NewServer {
     pub command: Option<String>,
     pub args: Vec<String>,
     pub secrets_sealed: Option<String>,
+    /// May reach private addresses (see the server's outbound policy).
+    pub allow_private: bool,
 }
 
 pub async fn insert_server(
@@ -36,6 +38,7 @@ pub async fn insert_server(
         command: Set(new.command),
         args: Set(serde_json::json!(new.args)),
         secrets_sealed: Set(new.secrets_sealed),
+        allow_private: Set(new.allow_private),
         created_at: Set(Utc::now()),
     }
     .insert(db)

@@ -28,6 +28,8 @@ pub enum Transport {
     Http {
         url: String,
         headers: BTreeMap<String, String>,
+        /// Whether it may be at a private address (the server's outward policy decides).
+        allow_private: bool,
     },
     /// A program we run, speaking MCP on its stdin and stdout.
     Stdio {
@@ -53,6 +55,23 @@ pub struct ToolSettings {
     pub max_backoff: Duration,
     /// How long connecting (and listing tools) may take.
     pub connect_timeout: Duration,
+    /// Checks an HTTP server's address before every connection: DNS may have changed its
+    /// answer since the server was added.
+    pub guard: Option<UrlGuard>,
+}
+
+/// `check(url, allow_private)`: why a URL may not be connected to now, if so.
+pub type UrlCheck =
+    dyn Fn(String, bool) -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync;
+
+/// The server's outward policy for MCP URLs (see [`UrlCheck`]).
+#[derive(Clone)]
+pub struct UrlGuard(pub Arc<UrlCheck>);
+
+impl std::fmt::Debug for UrlGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UrlGuard")
+    }
 }
 
 impl Default for ToolSettings {
@@ -61,6 +80,7 @@ impl Default for ToolSettings {
             backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(20),
+            guard: None,
         }
     }
 }

@@ -141,9 +141,11 @@ impl Actor for McpServer {
                 let generation = state.generation;
                 let (spec, hang_up) = (state.spec.clone(), state.hang_up.clone());
                 let timeout = state.settings.connect_timeout;
+                let guard = state.settings.guard.clone();
                 tokio::spawn(async move {
+                    let attempt = connect(&spec, &myself, generation, hang_up, guard);
                     let attempt =
-                        tokio::time::timeout(timeout, connect(&spec, &myself, generation, hang_up))
+                        tokio::time::timeout(timeout, attempt)
                             .await
                             .unwrap_or_else(|_| {
                                 Err(format!("no answer within {}s", timeout.as_secs()))
@@ -266,13 +268,21 @@ async fn connect(
     actor: &ActorRef<ServerMsg>,
     generation: u64,
     hang_up: CancellationToken,
+    guard: Option<super::UrlGuard>,
 ) -> Result<Connection, String> {
     let listener = Listener {
         actor: actor.clone(),
         generation,
     };
     let service: RunningService<RoleClient, Listener> = match &spec.transport {
-        Transport::Http { url, headers } => {
+        Transport::Http {
+            url,
+            headers,
+            allow_private,
+        } => {
+            if let Some(guard) = guard {
+                (guard.0)(url.clone(), *allow_private).await?;
+            }
             let config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
             // Authorization too goes as given (`Bearer ...`, `Basic ...`).
             let mut custom = HashMap::new();

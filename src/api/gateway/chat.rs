@@ -352,10 +352,9 @@ pub async fn completions(
         .record(started.elapsed().as_secs_f64());
     count(StatusCode::OK);
     if !stream {
-        let completion: Value = response
-            .json()
-            .await
-            .map_err(|e| upstream.transport_error(e))?;
+        let completion = upstream
+            .json(response, crate::outbound::MAX_ANSWER_BYTES)
+            .await?;
         record_usage(&completion["usage"]);
         if let Some(mirror) = &mut mirror {
             mirror.completed(&completion);

@@ -14,10 +14,43 @@ use super::upstream::Upstream;
 use crate::api::extract::Json;
 use crate::auth::OrgAuth;
 use crate::error::ApiError;
+use crate::outbound::MAX_ANSWER_BYTES;
 use crate::state::AppState;
 
 /// Names that work without an account model of that name (the seed's), if mapped.
 const SUGGESTED: [&str; 2] = ["text-embedding-3-small", "nomic-embed-text-v1.5"];
+
+/// The seed's one unsupported embedding model.
+const UNSUPPORTED: &str = "text-embedding-3-large";
+
+/// The seed refuses `text-embedding-3-large` for what is served, not for a name: neither as
+/// the account's name for a model nor as the upstream model behind another name.
+pub fn supported(name: &str, upstream_model: &str) -> Result<(), ApiError> {
+    if name == UNSUPPORTED || upstream_model.eq_ignore_ascii_case(UNSUPPORTED) {
+        return Err(ApiError::Validation(format!(
+            "the embedding model {UNSUPPORTED} is not supported; use one of: {}",
+            SUGGESTED.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// Vectors must have the size the model declares (or the size asked for): a provider that
+/// answers otherwise fails the call rather than have its vectors stored or compared. Says why,
+/// if they do not.
+pub fn wrong_dimensions(
+    provider: &str,
+    model: &model::Model,
+    expected: Option<u64>,
+    mut vectors: impl Iterator<Item = usize>,
+) -> Option<String> {
+    let expected = expected.or(model.dimensions.map(|d| d as u64))?;
+    let found = vectors.find(|found| *found as u64 != expected)?;
+    Some(format!(
+        "provider {provider} returned vectors of {found} dimensions for model {}, which is declared with {expected}",
+        model.name
+    ))
+}
 
 /// Create embeddings for a string or an array of inputs.
 #[utoipa::path(post, path = "/v1/embeddings", tag = "gateway", request_body = Object,
@@ -33,7 +66,8 @@ pub async fn create(
         .into_iter()
         .filter(|m| m.kind == "embedding")
         .collect();
-    let Some(model) = account_models.iter().find(|m| m.name == name) else {
+    let found = account_models.iter().find(|m| m.name == name);
+    let Some(model) = found.filter(|_| name != UNSUPPORTED) else {
         let mut supported: Vec<&str> = SUGGESTED.to_vec();
         supported.extend(
             account_models
@@ -44,13 +78,14 @@ pub async fn create(
         return Err(ApiError::Validation(format!(
             "the embedding model {name:?} is not supported; use one of: {}{}",
             supported.join(", "),
-            if name == "text-embedding-3-large" {
+            if name == UNSUPPORTED {
                 ""
             } else {
                 " (add a model with /v1/core/add/model)"
             }
         )));
     };
+    supported(&model.name, &model.upstream_model)?;
     let valid_input = match &body["input"] {
         Value::String(s) => !s.is_empty(),
         Value::Array(items) => !items.is_empty() && items.len() <= 2_048,
@@ -70,8 +105,10 @@ pub async fn create(
             )))
         }
     };
+    let mut asked = None;
     if let Some(dimensions) = body.get("dimensions").filter(|d| !d.is_null()) {
         let requested = dimensions.as_u64().filter(|d| *d > 0);
+        asked = requested;
         let fits = match (requested, model.dimensions) {
             (Some(d), Some(max)) => d <= max as u64,
             (Some(_), None) => true,
@@ -91,11 +128,20 @@ pub async fn create(
         .request(&state, reqwest::Method::POST, "embeddings")
         .json(&body);
     let response = upstream.send(request).await?;
-    let mut result: Value = response
-        .json()
-        .await
-        .map_err(|e| upstream.transport_error(e))?;
+    let mut result = upstream.json(response, MAX_ANSWER_BYTES).await?;
     record_usage(&result["usage"]);
+    let Some(items) = result["data"].as_array() else {
+        return Err(upstream.bad_gateway(format!(
+            "provider {} answered with something not an embedding list",
+            upstream.name
+        )));
+    };
+    let sizes = items
+        .iter()
+        .map(|i| i["embedding"].as_array().map_or(0, Vec::len));
+    if let Some(why) = wrong_dimensions(&upstream.name, model, asked, sizes) {
+        return Err(upstream.bad_gateway(why));
+    }
     if base64 {
         for item in result["data"].as_array_mut().into_iter().flatten() {
             let floats = item["embedding"].as_array().cloned().unwrap_or_default();
@@ -112,24 +158,41 @@ pub async fn create(
 }
 
 /// Vectors for `texts` from the account's embedding `model`, in the order of `texts` (for
-/// ingest and search; usage is recorded like any embeddings call).
+/// search; usage is recorded like any embeddings call); vectors of the wrong size are a 502.
 pub async fn embed_texts(
     state: &AppState,
     org_id: Uuid,
     model: &model::Model,
     texts: Vec<String>,
 ) -> Result<Vec<Vec<f32>>, ApiError> {
+    let (provider, vectors) = embed_unchecked(state, org_id, model, texts).await?;
+    match wrong_dimensions(&provider, model, None, vectors.iter().map(Vec::len)) {
+        Some(why) => Err(ApiError::Upstream {
+            status: axum::http::StatusCode::BAD_GATEWAY,
+            message: why,
+            retry_after: None,
+        }),
+        None => Ok(vectors),
+    }
+}
+
+/// [`embed_texts`] without the size check, with the provider's name: for the ingest, which
+/// tells a wrong size (a failure of the file) from a failed call (retried).
+pub async fn embed_unchecked(
+    state: &AppState,
+    org_id: Uuid,
+    model: &model::Model,
+    texts: Vec<String>,
+) -> Result<(String, Vec<Vec<f32>>), ApiError> {
+    supported(&model.name, &model.upstream_model)?;
     let upstream = Upstream::load(state, org_id, model.provider_id).await?;
     let n = texts.len();
     let request = upstream
         .request(state, reqwest::Method::POST, "embeddings")
         .json(&serde_json::json!({ "model": model.upstream_model, "input": texts, "encoding_format": "float" }));
-    let result: Value = upstream
-        .send(request)
-        .await?
-        .json()
-        .await
-        .map_err(|e| upstream.transport_error(e))?;
+    let result = upstream
+        .json(upstream.send(request).await?, MAX_ANSWER_BYTES)
+        .await?;
     record_usage(&result["usage"]);
     let mut vectors: Vec<Option<Vec<f32>>> = vec![None; n];
     for item in result["data"].as_array().into_iter().flatten() {
@@ -144,15 +207,14 @@ pub async fn embed_texts(
             *slot = vector;
         }
     }
-    vectors
+    let vectors = vectors
         .into_iter()
         .collect::<Option<Vec<_>>>()
-        .ok_or_else(|| ApiError::Upstream {
-            status: axum::http::StatusCode::BAD_GATEWAY,
-            message: format!(
+        .ok_or_else(|| {
+            upstream.bad_gateway(format!(
                 "provider {} did not return a vector for every input",
                 upstream.name
-            ),
-            retry_after: None,
-        })
+            ))
+        })?;
+    Ok((upstream.name.clone(), vectors))
 }

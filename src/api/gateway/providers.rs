@@ -9,7 +9,7 @@ use squadron_actors::store::{self, entity::model, entity::provider, gateway};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::upstream::Upstream;
+use super::upstream::{check_base_url, Upstream};
 use crate::api::extract::Json;
 use crate::auth::OrgAuth;
 use crate::error::ApiError;
@@ -44,6 +44,7 @@ pub(crate) fn mask(secret: &str) -> String {
 pub struct ProviderView {
     id: Uuid,
     name: String,
+    /// Userinfo and query values masked: `http://***@host/v1`.
     base_url: String,
     /// Masked: `sk-...abcd`.
     api_key: Option<String>,
@@ -59,7 +60,7 @@ impl ProviderView {
         Ok(ProviderView {
             id: p.id,
             name: p.name,
-            base_url: p.base_url,
+            base_url: crate::outbound::mask_url(&p.base_url),
             api_key: key.map(mask),
             headers: headers.iter().map(|(k, v)| (k.clone(), mask(v))).collect(),
             created_at: p.created_at,
@@ -96,6 +97,11 @@ pub(crate) fn name(field: &str, raw: &str) -> Result<String, ApiError> {
         )));
     }
     Ok(name.to_owned())
+}
+
+/// The outward policy's refusal of a URL a caller gave: their request is at fault, a 400.
+pub(crate) fn refused(err: crate::outbound::Refused) -> ApiError {
+    ApiError::Validation(err.to_string())
 }
 
 /// 400 unless every name and value is a valid HTTP header.
@@ -136,13 +142,11 @@ pub async fn add(
 ) -> Result<axum::Json<ProviderView>, ApiError> {
     let provider_name = name("name", &body.name)?;
     let base_url = body.base_url.trim().trim_end_matches('/').to_owned();
-    if !(base_url.starts_with("http://") || base_url.starts_with("https://"))
-        || base_url.len() > 2_000
-    {
-        return Err(ApiError::Validation(
-            "base_url must be an http(s) URL".into(),
-        ));
-    }
+    let parsed = check_base_url(&base_url).map_err(ApiError::Validation)?;
+    // A member's provider may reach public addresses only; checked now, and again at every
+    // call (see `crate::outbound`).
+    let reach = state.outbound.reach_for(caller.role, false);
+    state.outbound.vet(&parsed, reach).await.map_err(refused)?;
     if body.headers.len() > 20 {
         return Err(ApiError::Validation("at most 20 extra headers".into()));
     }
@@ -159,6 +163,7 @@ pub async fn add(
                 .sealer
                 .seal(&serde_json::to_string(&body.headers).expect("a map of strings serializes"))
         }),
+        allow_private: reach.allows_private(),
     };
     let provider = match gateway::insert_provider(state.db(), caller.org_id, new).await {
         Ok(p) => p,
@@ -215,7 +220,8 @@ pub struct ProviderModelsQuery {
     provider: String,
 }
 
-/// What a provider offers upstream (its `/models`).
+/// What a provider offers upstream (its `/models`): the model ids only, as an OpenAI list,
+/// never the rest of what the provider answered.
 #[utoipa::path(post, path = "/v1/core/models", tag = "gateway", request_body = ProviderModelsQuery,
     responses((status = 200), (status = 401), (status = 404), (status = 502), (status = 504)))]
 pub async fn upstream_models(
@@ -230,11 +236,24 @@ pub async fn upstream_models(
     let response = upstream
         .send(upstream.request(&state, reqwest::Method::GET, "models"))
         .await?;
-    let models: serde_json::Value = response
-        .json()
-        .await
-        .map_err(|e| upstream.transport_error(e))?;
-    Ok(axum::Json(models))
+    let answer = upstream
+        .json(response, crate::outbound::MAX_LIST_BYTES)
+        .await?;
+    let Some(items) = answer["data"].as_array() else {
+        return Err(upstream.bad_gateway(format!(
+            "provider {} answered with something not a model list",
+            upstream.name
+        )));
+    };
+    let data: Vec<serde_json::Value> = items
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .filter(|id| !id.is_empty() && id.len() <= 200)
+        .map(|id| serde_json::json!({ "id": id, "object": "model", "owned_by": upstream.name }))
+        .collect();
+    Ok(axum::Json(
+        serde_json::json!({ "object": "list", "data": data }),
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -308,6 +327,9 @@ pub async fn add_model(
                 "dimensions (1 to 16000) are for embedding models".into(),
             ));
         }
+    }
+    if kind == "embedding" {
+        super::embeddings::supported(&model_name, upstream_model)?;
     }
     let provider = gateway::provider_by_name(state.db(), caller.org_id, body.provider.trim())
         .await?

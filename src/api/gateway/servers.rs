@@ -15,8 +15,7 @@ use squadron_actors::tools::{ServerSpec, Transport};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::providers::{check_headers, list, mask, name, ByName, List};
-use super::utilities::vetted;
+use super::providers::{check_headers, list, mask, name, refused, ByName, List};
 use crate::api::extract::Json;
 use crate::auth::OrgAuth;
 use crate::error::ApiError;
@@ -43,6 +42,10 @@ pub fn spec_of(state: &AppState, s: &mcp_server::Model) -> Result<ServerSpec, Ap
         ("http", Some(url), _) => Transport::Http {
             url: url.clone(),
             headers: secrets,
+            allow_private: state
+                .outbound
+                .reach_stored(s.allow_private)
+                .allows_private(),
         },
         ("stdio", _, Some(command)) => Transport::Stdio {
             command: command.clone(),
@@ -91,6 +94,7 @@ pub struct ServerView {
     name: String,
     /// `http` or `stdio`.
     transport: String,
+    /// Userinfo and query values masked.
     url: Option<String>,
     command: Option<String>,
     args: Vec<String>,
@@ -132,7 +136,7 @@ async fn view(state: &AppState, s: mcp_server::Model) -> Result<ServerView, ApiE
         id: s.id,
         name: s.name,
         transport: s.transport,
-        url: s.url,
+        url: s.url.as_deref().map(crate::outbound::mask_url),
         command: s.command,
         args: serde_json::from_value(s.args).unwrap_or_default(),
         secrets: secrets.iter().map(|(k, v)| (k.clone(), mask(v))).collect(),
@@ -200,6 +204,7 @@ pub async fn add(
             ))
         }
     };
+    let mut allow_private = false;
     let (new, secrets) = match transport.as_str() {
         "http" => {
             let url = body.url.as_deref().map(str::trim).unwrap_or_default();
@@ -207,8 +212,12 @@ pub async fn add(
                 .ok()
                 .filter(|_| url.len() <= 2_000)
                 .ok_or_else(|| ApiError::Validation("url must be an http(s) URL".into()))?;
-            let private = (state.config.mcp_allow_private, "--mcp-allow-private");
-            vetted(&parsed, private).await?;
+            // Checked now and at every connection (see `crate::outbound`).
+            let reach = state
+                .outbound
+                .reach_for(caller.role, state.config.mcp_allow_private);
+            state.outbound.vet(&parsed, reach).await.map_err(refused)?;
+            allow_private = reach.allows_private();
             if body.command.is_some() || !body.args.is_empty() || !body.env.is_empty() {
                 return Err(ApiError::Validation(
                     "command, args and env are for stdio servers".into(),
@@ -222,6 +231,7 @@ pub async fn add(
                 command: None,
                 args: Vec::new(),
                 secrets_sealed: None,
+                allow_private: false,
             };
             (new, body.headers)
         }
@@ -257,6 +267,7 @@ pub async fn add(
                 command: Some(command.to_owned()),
                 args: body.args,
                 secrets_sealed: None,
+                allow_private: false,
             };
             (new, body.env)
         }
@@ -280,6 +291,7 @@ pub async fn add(
             let json = serde_json::to_string(&secrets).expect("a map of strings serializes");
             state.sealer.seal(&json)
         }),
+        allow_private,
         ..new
     };
     let server = match store_tools::insert_server(state.db(), caller.org_id, new).await {

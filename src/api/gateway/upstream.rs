@@ -1,11 +1,14 @@
 //! Calling an account's upstream provider: its base URL, its (unsealed) key and extra headers,
-//! and the mapping of its failures onto our errors.
+//! and the mapping of its failures onto our errors. Every call goes through the server's
+//! outward policy ([`crate::outbound`]): no redirects, bounded answers, and private
+//! addresses only for providers an admin stored.
 
 use axum::http::StatusCode;
 use squadron_actors::store::entity::provider;
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::outbound::{clip, read_limited, refusal_in, Reach, MAX_ANSWER_BYTES};
 use crate::state::AppState;
 
 /// A provider ready to call.
@@ -14,6 +17,10 @@ pub struct Upstream {
     base_url: String,
     api_key: Option<String>,
     headers: Vec<(String, String)>,
+    /// Which addresses its calls may reach.
+    reach: Reach,
+    /// Why it may not be called at all (a base URL the policy refuses), if so.
+    refused: Option<String>,
 }
 
 impl Upstream {
@@ -38,11 +45,23 @@ impl Upstream {
                 .collect(),
             None => Vec::new(),
         };
+        let reach = state.outbound.reach_stored(p.allow_private);
+        // Checked once here: a literal address or a query in the base URL cannot change.
+        let refused = match check_base_url(&p.base_url) {
+            Err(why) => Some(why),
+            Ok(url) => state
+                .outbound
+                .check_literal(&url, reach)
+                .err()
+                .map(|e| e.to_string()),
+        };
         Ok(Upstream {
             name: p.name.clone(),
             base_url: p.base_url.clone(),
             api_key: unseal(&p.api_key_sealed)?,
             headers,
+            reach,
+            refused,
         })
     }
 
@@ -74,7 +93,7 @@ impl Upstream {
             self.base_url.trim_end_matches('/'),
             path.trim_start_matches('/')
         );
-        let mut req = state.upstream.request(method, url);
+        let mut req = state.outbound.client(self.reach).request(method, url);
         if let Some(key) = &self.api_key {
             req = req.bearer_auth(key);
         }
@@ -86,11 +105,35 @@ impl Upstream {
 
     /// Sends `req`; a response that is not a success becomes our error.
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, ApiError> {
+        if let Some(why) = &self.refused {
+            return Err(self.bad_gateway(format!("provider {} is not called: {why}", self.name)));
+        }
         let response = req.send().await.map_err(|e| self.transport_error(e))?;
         if response.status().is_success() {
             return Ok(response);
         }
         Err(self.status_error(response).await)
+    }
+
+    /// A whole answer read as JSON, at most `max` bytes of it.
+    pub async fn json(
+        &self,
+        response: reqwest::Response,
+        max: usize,
+    ) -> Result<serde_json::Value, ApiError> {
+        let bytes = read_limited(response, max).await.map_err(|e| match e {
+            Some(err) => self.transport_error(err),
+            None => self.bad_gateway(format!(
+                "provider {} answered with more than {max} bytes",
+                self.name
+            )),
+        })?;
+        serde_json::from_slice(&bytes).map_err(|_| {
+            self.bad_gateway(format!(
+                "provider {} answered with something not JSON",
+                self.name
+            ))
+        })
     }
 
     /// A whole (not streamed) chat completion of `body`, its usage recorded.
@@ -102,21 +145,14 @@ impl Upstream {
         let request = self
             .request(state, reqwest::Method::POST, "chat/completions")
             .json(body);
-        let completion: serde_json::Value = self
-            .send(request)
-            .await?
-            .json()
-            .await
-            .map_err(|e| self.transport_error(e))?;
+        let completion = self
+            .json(self.send(request).await?, MAX_ANSWER_BYTES)
+            .await?;
         if !completion.is_object() {
-            return Err(ApiError::Upstream {
-                status: StatusCode::BAD_GATEWAY,
-                message: format!(
-                    "provider {} answered with something not a completion",
-                    self.name
-                ),
-                retry_after: None,
-            });
+            return Err(self.bad_gateway(format!(
+                "provider {} answered with something not a completion",
+                self.name
+            )));
         }
         super::chat::record_usage(&completion["usage"]);
         Ok(completion)
@@ -127,39 +163,86 @@ impl Upstream {
         format!("provider {provider} broke off the stream: {err}")
     }
 
-    pub fn transport_error(&self, err: reqwest::Error) -> ApiError {
-        if err.is_timeout() {
-            ApiError::Upstream {
-                status: StatusCode::GATEWAY_TIMEOUT,
-                message: format!("provider {} did not answer in time", self.name),
-                retry_after: None,
-            }
-        } else {
-            ApiError::Upstream {
-                status: StatusCode::BAD_GATEWAY,
-                message: format!("provider {} could not be reached: {err}", self.name),
-                retry_after: None,
-            }
+    pub fn bad_gateway(&self, message: String) -> ApiError {
+        ApiError::Upstream {
+            status: StatusCode::BAD_GATEWAY,
+            message,
+            retry_after: None,
         }
     }
 
+    /// The failure of a request that got no answer. Its text never carries the URL (whose
+    /// userinfo or query may hold secrets): only the deepest cause (`Connection refused`).
+    pub fn transport_error(&self, err: reqwest::Error) -> ApiError {
+        if err.is_timeout() {
+            return ApiError::Upstream {
+                status: StatusCode::GATEWAY_TIMEOUT,
+                message: format!("provider {} did not answer in time", self.name),
+                retry_after: None,
+            };
+        }
+        if let Some(refusal) = refusal_in(&err) {
+            return self.bad_gateway(format!(
+                "provider {} is not called: {refusal}, which only organization admins' providers may use",
+                self.name
+            ));
+        }
+        let mut cause: &(dyn std::error::Error + 'static) = &err;
+        while let Some(source) = cause.source() {
+            cause = source;
+        }
+        let cause = if std::ptr::eq(cause, &err as &dyn std::error::Error) {
+            err.without_url().to_string()
+        } else {
+            cause.to_string()
+        };
+        self.bad_gateway(format!(
+            "provider {} could not be reached: {}",
+            self.name,
+            clip(&cause)
+        ))
+    }
+
+    /// An upstream's failure as ours. Its 401 and 403 are the provider's key problem, never
+    /// the caller's (a 401 would make an OpenAI SDK blame the caller's own key): 502. A
+    /// redirect is not followed: 502. Its message is cut to a sentence.
     async fn status_error(&self, response: reqwest::Response) -> ApiError {
         let status = response.status();
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .cloned();
-        let body: serde_json::Value = response.json().await.unwrap_or_default();
-        let detail = body["error"]["message"]
-            .as_str()
-            .unwrap_or("no details")
-            .to_owned();
-        let message = format!(
-            "provider {} answered {}: {detail}",
-            self.name,
-            status.as_u16()
-        );
-        let status = if status.is_server_error() {
+        let message = if status.is_redirection() {
+            format!(
+                "provider {} answered {} (a redirect), which this server does not follow; \
+                 give its final URL as base_url",
+                self.name,
+                status.as_u16()
+            )
+        } else if matches!(status.as_u16(), 401 | 403) {
+            format!(
+                "the provider {} rejected its API key ({})",
+                self.name,
+                status.as_u16()
+            )
+        } else {
+            let body: serde_json::Value = read_limited(response, 64 * 1024)
+                .await
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
+            let detail = body["error"]["message"].as_str().map(clip);
+            format!(
+                "provider {} answered {}: {}",
+                self.name,
+                status.as_u16(),
+                detail.as_deref().unwrap_or("no details")
+            )
+        };
+        let status = if status.is_server_error()
+            || status.is_redirection()
+            || matches!(status.as_u16(), 401 | 403)
+        {
             StatusCode::BAD_GATEWAY
         } else {
             StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY)
@@ -170,4 +253,18 @@ impl Upstream {
             retry_after,
         }
     }
+}
+
+/// A provider's base URL as stored: http(s), at most 2,000 characters, and no query or
+/// fragment (a `?x=` at its end would turn every path we append into a parameter, reading
+/// any path of the host).
+pub fn check_base_url(raw: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(raw)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host() && raw.len() <= 2_000)
+        .ok_or_else(|| "base_url must be an http(s) URL".to_owned())?;
+    if url.query().is_some() || url.fragment().is_some() || raw.contains(['?', '#']) {
+        return Err("base_url must not have a query or fragment".into());
+    }
+    Ok(url)
 }

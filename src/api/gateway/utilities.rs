@@ -2,7 +2,6 @@
 //! agents each given the previous one's output, and fetching a page's readable text.
 
 use std::convert::Infallible;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -15,6 +14,7 @@ use squadron_actors::store::gateway;
 use utoipa::ToSchema;
 
 use super::chat::complete_once;
+use super::providers::refused;
 use crate::api::extract::Json;
 use crate::auth::OrgAuth;
 use crate::error::ApiError;
@@ -48,7 +48,7 @@ pub async fn config(
         "chat_models": chat,
         "upstream_timeout_secs": c.upstream_timeout_secs,
         "workflow_max_agents": MAX_WORKFLOW,
-        "scrape": { "max_bytes": SCRAPE_MAX_BYTES, "timeout_secs": SCRAPE_TIMEOUT.as_secs(), "private_targets": c.scrape_allow_private },
+        "scrape": { "max_bytes": SCRAPE_MAX_BYTES, "timeout_secs": SCRAPE_TIMEOUT.as_secs(), "private_targets": state.outbound.reach_for(caller.role, c.scrape_allow_private).allows_private() },
     })))
 }
 
@@ -165,69 +165,12 @@ pub struct ScrapeInput {
     url: String,
 }
 
-/// Whether an address is one the server may fetch from a client's say-so.
-fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b)))
-        }
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_public(IpAddr::V4(v4)),
-            None => {
-                let first = v6.segments()[0];
-                !(v6.is_loopback()
-                    || v6.is_unspecified()
-                    || (first & 0xfe00) == 0xfc00
-                    || (first & 0xffc0) == 0xfe80)
-            }
-        },
-    }
-}
-
-/// Checks `url` and pins it to an address that was checked, so DNS cannot change its mind.
-/// Private addresses pass only with `allow_private`; the refusal names `option`, which
-/// allows them.
-pub(crate) async fn vetted(
-    url: &reqwest::Url,
-    (allow_private, option): (bool, &str),
-) -> Result<(String, std::net::SocketAddr), ApiError> {
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(ApiError::Validation("url must be http(s)".into()));
-    }
-    let host = url
-        .host_str()
-        .ok_or_else(|| ApiError::Validation("url has no host".into()))?
-        .to_owned();
-    let port = url.port_or_known_default().unwrap_or(80);
-    let addrs: Vec<_> = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
-        .await
-        .map_err(|_| ApiError::Validation(format!("{host} does not resolve")))?
-        .collect();
-    let Some(addr) = addrs.first().copied() else {
-        return Err(ApiError::Validation(format!("{host} does not resolve")));
-    };
-    if !allow_private && addrs.iter().any(|a| !is_public(a.ip())) {
-        return Err(ApiError::Validation(format!(
-            "{host} is a private, loopback or link-local address; this server goes there only with {option}"
-        )));
-    }
-    Ok((host, addr))
-}
-
 /// Fetch a page and return its title and readable text.
 #[utoipa::path(post, path = "/v1/core/scrape-url", tag = "gateway", request_body = ScrapeInput,
     responses((status = 200), (status = 400), (status = 401), (status = 502), (status = 504)))]
 pub async fn scrape_url(
     State(state): State<AppState>,
-    OrgAuth(_caller): OrgAuth,
+    OrgAuth(caller): OrgAuth,
     Json(input): Json<ScrapeInput>,
 ) -> Result<axum::Json<Value>, ApiError> {
     let mut url = reqwest::Url::parse(input.url.trim())
@@ -237,14 +180,16 @@ pub async fn scrape_url(
         message,
         retry_after: None,
     };
+    let reach = state
+        .outbound
+        .reach_for(caller.role, state.config.scrape_allow_private);
+    // A page's redirects are followed here, not by the client: each hop is a GET (no body to
+    // re-send), vetted and pinned like the first.
     for _ in 0..=SCRAPE_REDIRECTS {
-        let private = (state.config.scrape_allow_private, "--scrape-allow-private");
-        let (host, addr) = vetted(&url, private).await?;
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .resolve(&host, addr)
-            .timeout(SCRAPE_TIMEOUT)
-            .build()
+        let (host, addr) = state.outbound.vet(&url, reach).await.map_err(refused)?;
+        let client = state
+            .outbound
+            .pinned(&host, addr, SCRAPE_TIMEOUT)
             .map_err(|e| ApiError::Internal(e.into()))?;
         let response = client.get(url.clone()).send().await.map_err(|e| {
             if e.is_timeout() {
@@ -254,7 +199,7 @@ pub async fn scrape_url(
                     retry_after: None,
                 }
             } else {
-                unreachable(format!("{url} could not be fetched: {e}"))
+                unreachable(format!("{url} could not be fetched: {}", e.without_url()))
             }
         })?;
         if response.status().is_redirection() {
@@ -327,28 +272,6 @@ fn readable(html: &str) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_public_addresses_are_fetched() {
-        for private in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "::1",
-            "fe80::1",
-            "fd00::1",
-            "::ffff:10.0.0.1",
-        ] {
-            assert!(!is_public(private.parse().unwrap()), "{private}");
-        }
-        for public in ["93.184.216.34", "2606:2800:220:1::1"] {
-            assert!(is_public(public.parse().unwrap()), "{public}");
-        }
-    }
 
     #[test]
     fn readable_text_leaves_out_scripts_and_markup() {

@@ -16,6 +16,8 @@ pub struct Model {
     pub args: Json,
     /// HTTP headers or the program's environment, a JSON object, sealed.
     pub secrets_sealed: Option<String>,
+    /// Whether calls to it may reach private addresses (granted to admins when stored).
+    pub allow_private: bool,
     pub created_at: DateTimeUtc,
 }
 

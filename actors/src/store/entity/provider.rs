@@ -13,6 +13,8 @@ pub struct Model {
     pub api_key_sealed: Option<String>,
     /// Extra headers as a JSON object, sealed.
     pub headers_sealed: Option<String>,
+    /// Whether calls to it may reach private addresses (granted to admins when stored).
+    pub allow_private: bool,
     pub created_at: DateTimeUtc,
 }
 
