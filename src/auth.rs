@@ -66,7 +66,8 @@ impl Principal {
         }
     }
 
-    fn credential(&self) -> Uuid {
+    /// The id of the token or key presented.
+    pub fn credential(&self) -> Uuid {
         match self {
             Principal::Org(p) => p.token_id,
             Principal::Key(k) => k.key_id,

@@ -138,6 +138,43 @@ pub struct Config {
         global = true
     )]
     pub live_buffer: usize,
+    /// Bytes of events one live WebSocket may have queued for it; a client slower than that
+    /// holds up its subscriptions, which then lag and are told to resync.
+    #[arg(long, env = "SQUADRON_LIVE_OUTBOX_BYTES", default_value_t = 256 * 1024, global = true)]
+    pub live_outbox_bytes: usize,
+    /// Seconds a live WebSocket may take to accept one message before it is closed (a client
+    /// that stopped reading).
+    #[arg(
+        long,
+        env = "SQUADRON_LIVE_SEND_TIMEOUT_SECS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub live_send_timeout_secs: u64,
+    /// Live streams (WebSocket and SSE) one credential may hold open at once; 0: no limit.
+    #[arg(
+        long,
+        env = "SQUADRON_LIVE_MAX_CONNECTIONS_PER_CREDENTIAL",
+        default_value_t = 100,
+        global = true
+    )]
+    pub live_max_connections_per_credential: usize,
+    /// Seconds a client may take to send a request's headers before its connection is closed.
+    #[arg(
+        long,
+        env = "SQUADRON_HEADER_READ_TIMEOUT_SECS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a request body may go without a byte arriving before the request fails.
+    #[arg(
+        long,
+        env = "SQUADRON_BODY_READ_TIMEOUT_SECS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub body_read_timeout_secs: u64,
     /// How long a browser's live-connection ticket stays valid, in seconds.
     #[arg(
         long,

@@ -31,6 +31,9 @@ pub enum ApiError {
     /// Too many failed authentications from one client address.
     #[error("too many failed authentications from this address; retry in {retry_after_secs} s")]
     AuthThrottled { retry_after_secs: u64 },
+    /// A credential holds as many live streams as it may.
+    #[error("{0}")]
+    TooManyStreams(String),
     #[error("{0}")]
     Unavailable(String),
     /// An upstream provider failed: its 429 stays a 429 (with its `Retry-After`), its 5xx
@@ -66,9 +69,9 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::RateLimited { .. } | ApiError::AuthThrottled { .. } => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            ApiError::RateLimited { .. }
+            | ApiError::AuthThrottled { .. }
+            | ApiError::TooManyStreams(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Upstream { status, .. } => *status,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -85,7 +88,9 @@ impl ApiError {
             ApiError::Conflict(_) => "CONFLICT",
             ApiError::TooLarge(_) => "PAYLOAD_TOO_LARGE",
             ApiError::MethodNotAllowed => "METHOD_NOT_ALLOWED",
-            ApiError::RateLimited { .. } | ApiError::AuthThrottled { .. } => "RATE_LIMITED",
+            ApiError::RateLimited { .. }
+            | ApiError::AuthThrottled { .. }
+            | ApiError::TooManyStreams(_) => "RATE_LIMITED",
             ApiError::Unavailable(_) => "SERVICE_UNAVAILABLE",
             ApiError::Upstream { status, .. } => match status.as_u16() {
                 429 => "RATE_LIMITED",

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod outbound;
 pub mod ratelimit;
 pub mod router;
+pub mod serve;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -25,6 +25,7 @@ use crate::auth::TokenAuth;
 use crate::config::Config;
 use crate::directory::Directory;
 use crate::knowledge::GatewayEmbedder;
+use crate::live::streams::Streams;
 use crate::live::tickets::Tickets;
 use crate::ratelimit::RateLimits;
 use crate::state::{App, AppState};
@@ -165,6 +166,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let state = AppState(Arc::new(App {
         limits: RateLimits::new(&config),
         tickets: Tickets::new(Duration::from_secs(config.ticket_ttl_secs)),
+        streams: Streams::new(config.live_max_connections_per_credential, shutdown.clone()),
         tokens: TokenAuth::new(&config),
         directory: Directory::default(),
         routes: Default::default(),
@@ -224,16 +226,16 @@ impl Server {
                 tracing::debug!(error = %err, "could not set TCP_NODELAY");
             }
         });
-        // Connect info carries each request's peer address (failed logins are throttled by it).
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, service)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down");
-                cancel.cancel();
-            })
-            .await
-            .context("serving")?;
+        let timeouts = crate::serve::Timeouts {
+            header_read: Duration::from_secs(state.config.header_read_timeout_secs.max(1)),
+            body_read: Duration::from_secs(state.config.body_read_timeout_secs.max(1)),
+        };
+        crate::serve::serve(listener, router, timeouts, async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            cancel.cancel();
+        })
+        .await;
         state.shutdown.cancel();
         state.core.stop();
         state.knowledge.stop(Some("shutdown".into()));

@@ -12,6 +12,7 @@ use crate::api::gateway::routes::Routes;
 use crate::auth::TokenAuth;
 use crate::config::Config;
 use crate::directory::Directory;
+use crate::live::streams::Streams;
 use crate::live::tickets::Tickets;
 use crate::ratelimit::RateLimits;
 use crate::usage::Usage;
@@ -26,6 +27,8 @@ pub struct App {
     pub usage: Usage,
     pub limits: RateLimits,
     pub tickets: Tickets,
+    /// Open live streams by credential: their cap, and their end on revocation.
+    pub streams: Streams,
     pub metrics: PrometheusHandle,
     /// Seals and opens provider secrets.
     pub sealer: Sealer,
@@ -54,5 +57,14 @@ impl Deref for AppState {
 impl App {
     pub fn db(&self) -> &sea_orm::DatabaseConnection {
         self.core.db()
+    }
+
+    /// Stops honouring a credential that was revoked or deleted, everywhere at once: the
+    /// auth cache, the live tickets issued with it, and its open live streams. `hash` is
+    /// the credential's stored hash, `credential` its id.
+    pub fn forget_credential(&self, credential: uuid::Uuid, hash: &str) {
+        self.tokens.evict(hash);
+        self.tickets.void(credential);
+        self.streams.revoke(credential);
     }
 }

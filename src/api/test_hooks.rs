@@ -39,6 +39,8 @@ pub async fn panic_agent(
 #[derive(Deserialize)]
 pub struct Flood {
     n: u32,
+    /// Bytes of filler in each event (default 512).
+    filler: Option<usize>,
 }
 
 pub async fn flood(
@@ -48,10 +50,10 @@ pub async fn flood(
     Json(body): Json<Flood>,
 ) -> Result<axum::Json<Data<i64>>, ApiError> {
     owned_squad(&state, caller.org_id, id).await?;
-    let n = body.n;
+    let (n, filler) = (body.n, body.filler.unwrap_or(512).min(64 * 1024));
     let last_seq = state
         .core
-        .call_squad(id, |reply| SquadMsg::Flood(n, reply))
+        .call_squad(id, |reply| SquadMsg::Flood(n, filler, reply))
         .await??;
     Ok(data(last_seq))
 }

@@ -2,6 +2,7 @@
 //! store, then follows the squad's broadcast channel; WebSocket and SSE render it each their way.
 
 pub mod sse;
+pub mod streams;
 pub mod tickets;
 pub mod ws;
 
@@ -15,8 +16,9 @@ use squadron_actors::store;
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
-/// Events read from the store per query while replaying.
-const REPLAY_PAGE: u64 = 500;
+/// Events read from the store per query while replaying. A subscriber that stops reading
+/// holds one page until it is closed, so pages stay small.
+const REPLAY_PAGE: u64 = 100;
 
 /// What a subscriber is sent.
 pub enum Outgoing {

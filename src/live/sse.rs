@@ -10,7 +10,7 @@ use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{squad_stream, LiveConnection, Outgoing};
+use super::{squad_stream, Outgoing};
 use crate::api::extract::Query;
 use crate::api::mission_control::squads::owned_squad;
 use crate::auth::Principal;
@@ -85,7 +85,8 @@ pub async fn squad_events(
     };
     owned_squad(&state, principal.org_id(), squad_id).await?;
 
-    let open = LiveConnection::open("sse");
+    let open = state.streams.open(&principal, "sse")?;
+    let ends = open.ended().clone().cancelled_owned();
     let stream = squad_stream(
         state.db().clone(),
         state.core.shared.hub.clone(),
@@ -96,6 +97,6 @@ pub async fn squad_events(
         let _held = &open;
         Ok(sse_event(item))
     })
-    .take_until(state.shutdown.clone().cancelled_owned());
+    .take_until(ends);
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

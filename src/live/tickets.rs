@@ -10,6 +10,7 @@ use dashmap::DashMap;
 use rand::RngCore;
 use serde::Serialize;
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 use crate::api::envelope::{data, Data};
 use crate::auth::{OrgAuth, Principal};
@@ -39,6 +40,12 @@ impl Tickets {
         self.issued.insert(ticket.clone(), (principal, now));
         let expires = Utc::now() + self.ttl;
         (ticket, expires)
+    }
+
+    /// Voids the tickets issued to `credential` (it was revoked).
+    pub fn void(&self, credential: Uuid) {
+        self.issued
+            .retain(|_, (principal, _)| principal.credential() != credential);
     }
 
     /// The ticket's principal, once: a second redemption fails.

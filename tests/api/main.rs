@@ -11,6 +11,7 @@ mod isolation;
 mod knowledge;
 mod limits;
 mod live;
+mod live_limits;
 mod load;
 mod mc_board;
 mod mc_notify;

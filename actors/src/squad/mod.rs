@@ -112,9 +112,10 @@ pub enum SquadMsg {
     Panic,
     #[cfg(feature = "test-hooks")]
     PanicAgent(Uuid),
-    /// Records `n` filler events at once, to drive a subscriber past its buffer.
+    /// Records `n` events of so many filler bytes at once, to drive a subscriber past its
+    /// buffer.
     #[cfg(feature = "test-hooks")]
-    Flood(u32, Reply<i64>),
+    Flood(u32, usize, Reply<i64>),
 }
 
 /// What the squad's actor holds right now.
@@ -422,8 +423,8 @@ impl Actor for SquadActor {
                 }
             }
             #[cfg(feature = "test-hooks")]
-            SquadMsg::Flood(n, reply) => {
-                let filler = "x".repeat(512);
+            SquadMsg::Flood(n, filler, reply) => {
+                let filler = "x".repeat(filler);
                 let events = (0..n)
                     .map(|i| ("test.flood", json!({ "n": i, "filler": filler })))
                     .collect();

@@ -48,16 +48,13 @@ pub async fn find_by_hash(
         .await
 }
 
-/// The hashes of an agent's keys (to forget them when the agent goes).
-pub async fn hashes_of_agent(
+/// An agent's own keys (to forget them when the agent goes).
+pub async fn of_agent(
     db: &impl ConnectionTrait,
     agent_id: Uuid,
-) -> Result<Vec<String>, DbErr> {
-    Ok(SquadKeys::find()
+) -> Result<Vec<squad_key::Model>, DbErr> {
+    SquadKeys::find()
         .filter(squad_key::Column::AgentId.eq(agent_id))
         .all(db)
-        .await?
-        .into_iter()
-        .map(|k| k.key_hash)
-        .collect())
+        .await
 }

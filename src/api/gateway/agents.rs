@@ -255,7 +255,7 @@ pub async fn delete(
     let agent = gateway::agent_by_name(state.db(), caller.org_id, body.name())
         .await?
         .ok_or_else(|| ApiError::not_found("agent"))?;
-    let key_hashes = store::keys::hashes_of_agent(state.db(), agent.id).await?;
+    let keys = store::keys::of_agent(state.db(), agent.id).await?;
     let agent_id = agent.id;
     state
         .core
@@ -263,8 +263,8 @@ pub async fn delete(
             SquadMsg::DeleteAgent(agent_id, reply)
         })
         .await??;
-    for hash in key_hashes {
-        state.tokens.evict(&hash);
+    for key in keys {
+        state.forget_credential(key.id, &key.key_hash);
     }
     state.directory.evict(agent.id);
     Ok(axum::Json(

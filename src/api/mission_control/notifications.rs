@@ -6,6 +6,7 @@ use std::convert::Infallible;
 
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::Extension;
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -17,9 +18,8 @@ use uuid::Uuid;
 use super::views::NotificationView;
 use crate::api::envelope::{data, list, Data};
 use crate::api::extract::{Json, Path};
-use crate::auth::AgentCaller;
+use crate::auth::{AgentCaller, Principal};
 use crate::error::ApiError;
-use crate::live::LiveConnection;
 use crate::state::AppState;
 
 /// The calling agent's undelivered notifications, oldest first.
@@ -111,6 +111,7 @@ pub async fn health(
 pub async fn stream(
     State(state): State<AppState>,
     AgentCaller(caller, agent): AgentCaller,
+    Extension(principal): Extension<Principal>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     // Subscribe before reading the queue, so nothing falls between the two.
     let mut live = state.core.hub().subscribe(agent.id);
@@ -118,7 +119,8 @@ pub async fn stream(
         .core
         .call_agent(caller.squad_id, agent.id, AgentMsg::Pending)
         .await?;
-    let open = LiveConnection::open("sse");
+    let open = state.streams.open(&principal, "sse")?;
+    let ends = open.ended().clone().cancelled_owned();
     let stream = async_stream::stream! {
         let _open = open;
         let mut sent: HashSet<Uuid> = HashSet::new();
@@ -146,6 +148,6 @@ pub async fn stream(
             }
         }
     };
-    let stream = stream.take_until(state.shutdown.clone().cancelled_owned());
+    let stream = stream.take_until(ends);
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

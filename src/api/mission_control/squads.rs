@@ -335,13 +335,13 @@ pub async fn delete_agent(
     Path((id, agent_id)): Path<(Uuid, Uuid)>,
 ) -> Result<StatusCode, ApiError> {
     owned_squad(&state, caller.org_id, id).await?;
-    let key_hashes = store::keys::hashes_of_agent(state.db(), agent_id).await?;
+    let keys = store::keys::of_agent(state.db(), agent_id).await?;
     state
         .core
         .call_squad(id, |reply| SquadMsg::DeleteAgent(agent_id, reply))
         .await??;
-    for hash in key_hashes {
-        state.tokens.evict(&hash);
+    for key in keys {
+        state.forget_credential(key.id, &key.key_hash);
     }
     state.directory.evict(agent_id);
     Ok(StatusCode::NO_CONTENT)

@@ -137,7 +137,7 @@ pub async fn revoke(
     let token = tokens::revoke(state.db(), admin.org_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("token"))?;
-    state.tokens.evict(&token.token_hash);
+    state.forget_credential(token.id, &token.token_hash);
     Ok(data(TokenView::new(&state, token)))
 }
 
@@ -153,6 +153,6 @@ pub async fn delete(
     let token = tokens::delete(state.db(), admin.org_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("token"))?;
-    state.tokens.evict(&token.token_hash);
+    state.forget_credential(token.id, &token.token_hash);
     Ok(StatusCode::NO_CONTENT)
 }
