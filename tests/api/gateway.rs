@@ -52,7 +52,8 @@ async fn gateway() -> (TestApp, FakeUpstream) {
     (app, fake)
 }
 
-fn chat(model: &str, stream: bool) -> Value {
+/// A small chat request for `model`, streamed or not.
+pub(crate) fn chat(model: &str, stream: bool) -> Value {
     json!({ "model": model, "stream": stream, "messages": [
         { "role": "system", "content": "be brief" }, { "role": "user", "content": "hello brave new world" },
     ]})

@@ -257,10 +257,7 @@ async fn redirects_from_an_upstream_are_not_followed() {
     provider(&app, "hops", &base, &[("gpt", "gpt-fake", "chat", 0)]).await;
     for stream in [false, true] {
         let res = app
-            .post(
-                "/v1/chat/completions",
-                json!({ "model": "gpt", "stream": stream, "messages": [{ "role": "user", "content": "hi" }] }),
-            )
+            .post("/v1/chat/completions", crate::gateway::chat("gpt", stream))
             .await;
         assert_eq!(res.status(), 502, "stream: {stream}");
         assert!(message(&body(res).await).contains("redirect"));
@@ -293,7 +290,7 @@ async fn a_provider_rejecting_its_key_is_a_502_naming_the_provider() {
         let res = app
             .post(
                 "/v1/chat/completions",
-                json!({ "model": "keyless", "stream": stream, "messages": [{ "role": "user", "content": "hi" }] }),
+                crate::gateway::chat("keyless", stream),
             )
             .await;
         assert_eq!(res.status(), 502, "stream: {stream}");
@@ -308,7 +305,7 @@ async fn a_provider_rejecting_its_key_is_a_502_naming_the_provider() {
     let res = app
         .post(
             "/v1/chat/completions",
-            json!({ "model": "chatty", "messages": [{ "role": "user", "content": "hi" }] }),
+            crate::gateway::chat("chatty", false),
         )
         .await;
     assert_eq!(res.status(), 400);
