@@ -153,6 +153,10 @@ impl From<sea_orm::DbErr> for ApiError {
             tracing::warn!(error = %err, "database unavailable");
             return ApiError::Unavailable("the database is unavailable; try again".into());
         }
+        if squadron_actors::store::is_retryable(&err) {
+            tracing::warn!(error = %err, "write kept conflicting");
+            return ApiError::Unavailable("the database is busy; try again".into());
+        }
         ApiError::Internal(err.into())
     }
 }

@@ -233,6 +233,10 @@ fn test_hooks(state: &AppState) -> Router<AppState> {
         )
         .route("/api/_test/squads/{id}/flood", post(test_hooks::flood))
         .route(
+            "/api/_test/squads/{id}/fail-commits",
+            post(test_hooks::fail_commits),
+        )
+        .route(
             "/api/_test/squads/{id}/running",
             axum::routing::get(test_hooks::running),
         );

@@ -58,6 +58,27 @@ pub async fn flood(
     Ok(data(last_seq))
 }
 
+#[derive(Deserialize)]
+pub struct FailCommits {
+    n: u32,
+}
+
+/// Makes the squad's next `n` commits fail with a serialization failure (PostgreSQL only:
+/// the database raises it).
+pub async fn fail_commits(
+    State(state): State<AppState>,
+    OrgAuth(caller): OrgAuth,
+    Path(id): Path<Uuid>,
+    Json(body): Json<FailCommits>,
+) -> Result<StatusCode, ApiError> {
+    owned_squad(&state, caller.org_id, id).await?;
+    state
+        .core
+        .cast_squad(id, SquadMsg::FailCommits(body.n))
+        .await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
 /// Whether the squad's actor runs, without starting it (for the idle-stop test).
 pub async fn running(
     State(state): State<AppState>,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{body, eventually, spawn_app, SetUp, TestApp, TestDb};
+use crate::helpers::{body, eventually, on_postgres, spawn_app, SetUp, TestApp, TestDb};
 
 const SQUADS: usize = 10;
 const AGENTS: usize = 3;
@@ -258,5 +258,72 @@ async fn a_restart_under_write_load_leaves_one_actor_per_squad_and_agent() {
         0,
         "no 5xx across the restart: {:?}",
         tally.statuses
+    );
+}
+
+/// A write PostgreSQL gives up on (a serialization failure, SQLSTATE 40001, raised by the
+/// database itself through a test hook) is run again, and lands once; one that keeps failing
+/// is a 503 the client may retry, with nothing half-stored and no sequence number used up.
+#[tokio::test]
+async fn a_write_postgres_cannot_serialize_is_run_again_not_failed() {
+    if !on_postgres() {
+        eprintln!("PostgreSQL only: on SQLite a writer queues for the lock instead");
+        return;
+    }
+    let app = spawn_app().await;
+    let squad = app.set_up_squad(&["Ada"]).await;
+    let hook = |what: &str| format!("/api/_test/squads/{}/{what}", squad.squad_id);
+    let (app, hook) = (&app, &hook);
+    let fail_commits = |n: u32| async move {
+        let res = app.post(&hook("fail-commits"), json!({ "n": n })).await;
+        assert_eq!(res.status(), 202);
+    };
+    // Recording no events answers the squad's last sequence number.
+    let last_seq = || async {
+        let res = app.post(&hook("flood"), json!({ "n": 0 })).await;
+        body(res).await["data"].as_i64().unwrap()
+    };
+    let ada = |method: Method, path: &str| app.as_agent(squad.key("Ada"), "Ada", method, path);
+    let create = |title: &'static str| {
+        ada(Method::POST, "/api/tasks")
+            .json(&json!({ "title": title }))
+            .send()
+    };
+    let titles = || async {
+        let res = ada(Method::GET, "/api/tasks").send().await.unwrap();
+        body(res).await["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["title"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+
+    // Two conflicts, then the third attempt commits, once.
+    let before = last_seq().await;
+    fail_commits(2).await;
+    assert_eq!(create("after two conflicts").await.unwrap().status(), 201);
+    assert_eq!(titles().await, ["after two conflicts"]);
+    let after_first = last_seq().await;
+    let per_task = after_first - before;
+    assert!(per_task > 0);
+
+    // Conflicts on every attempt: a 503, no task, no sequence number used.
+    fail_commits(100).await;
+    let res = create("never stored").await.unwrap();
+    assert_eq!(res.status(), 503);
+    assert_eq!(body(res).await["error"], "the database is busy; try again");
+    fail_commits(0).await;
+    assert_eq!(titles().await, ["after two conflicts"]);
+    assert_eq!(
+        last_seq().await,
+        after_first,
+        "the failed attempts used no number"
+    );
+    assert_eq!(create("then one more").await.unwrap().status(), 201);
+    assert_eq!(
+        last_seq().await - after_first,
+        per_task,
+        "no gap in the sequence"
     );
 }

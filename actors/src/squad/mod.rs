@@ -77,6 +77,37 @@ impl Author {
 
 type Reply<T> = RpcReplyPort<Result<T, CoreError>>;
 
+/// How many times a write is tried when the database reports a transient conflict.
+const WRITE_ATTEMPTS: u32 = 5;
+
+/// Awaits a write of the squad's state, running it again (after a short, growing pause)
+/// while PostgreSQL reports a deadlock or serialization failure. That is safe: the
+/// transaction was rolled back whole, and a write changes the actor's own state only after
+/// its commit. The arguments are cloned per attempt.
+macro_rules! retrying {
+    ($write:expr) => {{
+        let mut attempt = 1;
+        loop {
+            match $write.await {
+                Err(err) if attempt < WRITE_ATTEMPTS && retryable(&err) => {
+                    metrics::counter!("squadron_db_write_retries_total").increment(1);
+                    tracing::debug!(attempt, error = %err, "write conflicted; trying again");
+                    let jitter = rand::random_range(0..10 * attempt as u64);
+                    let pause = 10 * attempt as u64 + jitter;
+                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                    attempt += 1;
+                }
+                result => break result,
+            }
+        }
+    }};
+}
+
+/// Whether a write failed on a conflict that running it again resolves.
+fn retryable(err: &CoreError) -> bool {
+    matches!(err, CoreError::Db(err) if store::is_retryable(err))
+}
+
 pub enum SquadMsg {
     AddAgent(AgentSpec, Reply<(agent::Model, Option<String>)>),
     UpdateAgent(Uuid, AgentPatch, Reply<agent::Model>),
@@ -116,6 +147,10 @@ pub enum SquadMsg {
     /// buffer.
     #[cfg(feature = "test-hooks")]
     Flood(u32, usize, Reply<i64>),
+    /// Makes the next `n` commits fail as PostgreSQL fails a transaction it cannot
+    /// serialize (SQLSTATE 40001), raised by the database itself.
+    #[cfg(feature = "test-hooks")]
+    FailCommits(u32),
 }
 
 /// What the squad's actor holds right now.
@@ -139,6 +174,9 @@ pub struct SquadState {
     online: HashSet<Uuid>,
     last_active: Instant,
     idle_timer: Option<JoinHandle<()>>,
+    /// Commits still to fail with an injected serialization failure (test hook).
+    #[cfg(feature = "test-hooks")]
+    failing_commits: u32,
     _alive: Alive,
 }
 
@@ -188,6 +226,15 @@ impl SquadState {
         events: Events,
         notifications: Vec<notification::Model>,
     ) -> Result<(), DbErr> {
+        #[cfg(feature = "test-hooks")]
+        if self.failing_commits > 0 {
+            self.failing_commits -= 1;
+            use sea_orm::ConnectionTrait;
+            txn.execute_unprepared(
+                "DO $$ BEGIN RAISE EXCEPTION 'injected by a test' USING ERRCODE = '40001'; END $$",
+            )
+            .await?;
+        }
         let mut stored: Vec<event::Model> = Vec::with_capacity(events.len());
         for (i, (kind, data)) in events.into_iter().enumerate() {
             let seq = self.next_seq + i as i64;
@@ -202,9 +249,9 @@ impl SquadState {
         Ok(())
     }
 
-    async fn record(&mut self, events: Events) -> Result<(), DbErr> {
+    async fn record(&mut self, events: Events) -> Result<(), CoreError> {
         let txn = store::begin_write(&self.shared.db).await?;
-        self.commit(txn, events).await
+        Ok(self.commit(txn, events).await?)
     }
 
     /// Hands stored notifications to their agents' actors (after the commit).
@@ -293,6 +340,8 @@ impl Actor for SquadActor {
                 .collect(),
             last_active: Instant::now(),
             idle_timer,
+            #[cfg(feature = "test-hooks")]
+            failing_commits: 0,
             _alive: Alive::new("squad"),
         };
         for agent in agents {
@@ -334,49 +383,61 @@ impl Actor for SquadActor {
         }
         match msg {
             SquadMsg::AddAgent(spec, reply) => {
-                let _ = reply.send(state.add_agent(&myself, spec).await);
+                let _ = reply.send(retrying!(state.add_agent(&myself, spec.clone())));
             }
             SquadMsg::UpdateAgent(id, patch, reply) => {
-                let _ = reply.send(state.update_agent(id, patch).await);
+                let _ = reply.send(retrying!(state.update_agent(id, patch.clone())));
             }
             SquadMsg::DeleteAgent(id, reply) => {
-                let _ = reply.send(state.delete_agent(id).await);
+                let _ = reply.send(retrying!(state.delete_agent(id)));
             }
             SquadMsg::Setup(token_hash, reply) => {
-                let _ = reply.send(state.setup(&token_hash).await);
+                let _ = reply.send(retrying!(state.setup(&token_hash)));
             }
             SquadMsg::CreateTask(by, new, reply) => {
-                let _ = reply.send(state.create_task(by, new).await);
+                let _ = reply.send(retrying!(state.create_task(by.clone(), new.clone())));
             }
             SquadMsg::UpdateTask(by, id, patch, reply) => {
-                let _ = reply.send(state.update_task(by, id, patch).await);
+                let _ = reply.send(retrying!(state.update_task(by.clone(), id, patch.clone())));
             }
             SquadMsg::DeleteTask(by, id, reply) => {
-                let _ = reply.send(state.delete_task(by, id).await);
+                let _ = reply.send(retrying!(state.delete_task(by.clone(), id)));
             }
             SquadMsg::ClaimTask(agent, id, reply) => {
-                let _ = reply.send(state.claim_task(agent, id).await);
+                let _ = reply.send(retrying!(state.claim_task(agent.clone(), id)));
             }
             SquadMsg::Comment(by, task_id, content, reply) => {
-                let _ = reply.send(state.comment(by, task_id, content).await);
+                let _ = reply.send(retrying!(state.comment(
+                    by.clone(),
+                    task_id,
+                    content.clone()
+                )));
             }
             SquadMsg::Assign(by, task_id, agents, reply) => {
-                let _ = reply.send(state.assign(by, task_id, agents).await);
+                let _ = reply.send(retrying!(state.assign(by.clone(), task_id, agents.clone())));
             }
             SquadMsg::Unassign(by, task_id, agent_id, reply) => {
-                let _ = reply.send(state.unassign(by, task_id, agent_id).await);
+                let _ = reply.send(retrying!(state.unassign(by.clone(), task_id, agent_id)));
             }
             SquadMsg::SaveDocument(by, id, fields, reply) => {
-                let _ = reply.send(state.save_document(by, id, fields).await);
+                let _ = reply.send(retrying!(state.save_document(
+                    by.clone(),
+                    id,
+                    fields.clone()
+                )));
             }
             SquadMsg::DeleteDocument(by, id, reply) => {
-                let _ = reply.send(state.delete_document(by, id).await);
+                let _ = reply.send(retrying!(state.delete_document(by.clone(), id)));
             }
             SquadMsg::SaveWatchItem(by, id, fields, reply) => {
-                let _ = reply.send(state.save_watch_item(by, id, fields).await);
+                let _ = reply.send(retrying!(state.save_watch_item(
+                    by.clone(),
+                    id,
+                    fields.clone()
+                )));
             }
             SquadMsg::DeleteWatchItem(by, id, reply) => {
-                let _ = reply.send(state.delete_watch_item(by, id).await);
+                let _ = reply.send(retrying!(state.delete_watch_item(by.clone(), id)));
             }
             SquadMsg::AgentStatus {
                 agent_id,
@@ -385,12 +446,12 @@ impl Actor for SquadActor {
                 to,
             } => {
                 let events = state.agent_status(agent_id, name, from, to);
-                if let Err(err) = state.record(events).await {
+                if let Err(err) = retrying!(state.record(events.clone())) {
                     tracing::error!(%agent_id, error = %err, "could not record a status change");
                 }
             }
             SquadMsg::Record(events) => {
-                if let Err(err) = state.record(events).await {
+                if let Err(err) = retrying!(state.record(events.clone())) {
                     tracing::error!(squad_id = %state.squad.id, error = %err, "could not record events");
                 }
             }
@@ -429,8 +490,10 @@ impl Actor for SquadActor {
                     .map(|i| ("test.flood", json!({ "n": i, "filler": filler })))
                     .collect();
                 let result = state.record(events).await.map(|()| state.next_seq - 1);
-                let _ = reply.send(result.map_err(CoreError::from));
+                let _ = reply.send(result);
             }
+            #[cfg(feature = "test-hooks")]
+            SquadMsg::FailCommits(n) => state.failing_commits = n,
         }
         Ok(())
     }

@@ -110,6 +110,22 @@ pub fn is_unavailable(err: &DbErr) -> bool {
     }
 }
 
+/// True when the database gave up on a transaction that can simply be run again:
+/// PostgreSQL's serialization failure (`40001`) or deadlock (`40P01`). The transaction was
+/// rolled back whole. (SQLite writers queue for the lock instead: see [`begin_write`].)
+pub fn is_retryable(err: &DbErr) -> bool {
+    use sea_orm::RuntimeErr;
+    let (DbErr::Query(RuntimeErr::SqlxError(e))
+    | DbErr::Exec(RuntimeErr::SqlxError(e))
+    | DbErr::Conn(RuntimeErr::SqlxError(e))) = err
+    else {
+        return false;
+    };
+    e.as_database_error()
+        .and_then(|db| db.code())
+        .is_some_and(|code| code == "40001" || code == "40P01")
+}
+
 /// True when `err` is a unique-constraint violation (on either backend).
 pub fn is_unique_violation(err: &DbErr) -> bool {
     matches!(
