@@ -51,6 +51,46 @@ impl Modify for Credentials {
     }
 }
 
+/// Adds to every operation the statuses that the layers around its handler can answer, so a
+/// client generated from the document knows them: behind authentication, a malformed
+/// request (two credentials, a path or query parameter that does not parse) is a 400, a
+/// credential of the wrong kind a 403, the rate limits' 429 and an unreachable database's 503 can come from any route, and a body
+/// over the family's limit is a 413.
+fn document_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{RefOr, Response};
+    let common = [
+        ("400", "The request is malformed: a parameter or the body does not parse, or it carries two different credentials"),
+        ("403", "This credential may not use this route: an agent's route called with an organization token, an organization's with a squad key, an admin's with a member's"),
+        ("429", "Too many requests (a rate limit, or too many failed authentications from this address); see `Retry-After`"),
+        ("503", "The database or the actor system is unavailable; try again"),
+    ];
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in operations.into_iter().flatten() {
+            let responses = &mut op.responses.responses;
+            if !responses.contains_key("401") {
+                continue; // a public route: no layers but the handler
+            }
+            for (status, description) in common {
+                responses
+                    .entry(status.into())
+                    .or_insert_with(|| RefOr::T(Response::new(description)));
+            }
+            if op.request_body.is_some() {
+                responses.entry("413".into()).or_insert_with(|| {
+                    RefOr::T(Response::new("The body is over this family's size limit"))
+                });
+            }
+        }
+    }
+}
+
 /// The routes of a family behind authentication, rate limits and the family's body limit.
 fn guarded(
     state: &AppState,
@@ -186,6 +226,8 @@ pub fn build(state: AppState) -> Router {
         .merge(guarded(&state, config.body_limit_gateway, knowledge))
         .merge(guarded(&state, upload_limit, uploads))
         .split_for_parts();
+    let mut openapi = openapi;
+    document_common_responses(&mut openapi);
     let openapi = Arc::new(openapi);
     let schema = move || {
         let openapi = openapi.clone();

@@ -508,6 +508,34 @@ impl Sse {
     }
 }
 
+/// Polls `observe` until it reports the work done, for as long as the work moves: it fails
+/// only when what `observe` sees has not changed for [`WAIT`] (a stall), so a busy machine
+/// makes the test slower, not red. Ten times [`WAIT`] bound it in all.
+pub async fn while_progressing<F, Fut, P>(what: &str, mut observe: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = (bool, P)>,
+    P: PartialEq + std::fmt::Debug,
+{
+    let started = tokio::time::Instant::now();
+    let (mut done, mut seen) = observe().await;
+    let mut moved = started;
+    while !done {
+        let now = tokio::time::Instant::now();
+        assert!(
+            now - moved < WAIT && now - started < 10 * WAIT,
+            "{what}: no progress for {:?} (at {seen:?})",
+            now - moved
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        let (now_done, now_seen) = observe().await;
+        if now_seen != seen {
+            moved = tokio::time::Instant::now();
+        }
+        (done, seen) = (now_done, now_seen);
+    }
+}
+
 /// Polls `check` until it holds, failing after [`WAIT`].
 pub async fn eventually<F, Fut>(what: &str, mut check: F)
 where

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use squadron::config::Config;
 use squadron_actors::store::tokens::Role;
 
-use crate::helpers::{body, eventually, start, TestApp, TestDb};
+use crate::helpers::{body, eventually, start, while_progressing, TestApp, TestDb};
 use crate::upstream::{self, FakeUpstream};
 
 /// A server whose account has provider `fake` and embedding models `words`, `flaky`, `slow`
@@ -99,8 +99,14 @@ async fn store(app: &TestApp, body_: Value) -> String {
 /// Waits until no file of the store is in progress; returns the store.
 async fn settled(app: &TestApp, store: &str) -> Value {
     let path = format!("/v1/vector_stores/{store}");
-    eventually("the store's ingests end", || async {
-        body(app.get(&path).await).await["file_counts"]["in_progress"] == 0
+    // Progress: files finishing, and chunks being stored (the store's bytes).
+    while_progressing("the store's ingests end", || async {
+        let store = body(app.get(&path).await).await;
+        let done = store["file_counts"]["in_progress"] == 0;
+        (
+            done,
+            (store["file_counts"].clone(), store["usage_bytes"].clone()),
+        )
     })
     .await;
     body(app.get(&path).await).await
@@ -931,8 +937,9 @@ async fn file_batches_are_followed_and_cancelled_together() {
     assert_eq!(batch["object"], "vector_store.files_batch");
     assert_eq!(batch["file_counts"]["total"], 2);
     let path = format!("{batches}/{}", batch["id"].as_str().unwrap());
-    eventually("the batch completes", || async {
-        body(app.get(&path).await).await["status"] == "completed"
+    while_progressing("the batch completes", || async {
+        let batch = body(app.get(&path).await).await;
+        (batch["status"] == "completed", batch["file_counts"].clone())
     })
     .await;
     let files = body(app.get(&format!("{path}/files")).await).await;

@@ -233,7 +233,7 @@ pub async fn upload(
 
 /// List the account's files.
 #[utoipa::path(get, path = "/v1/files", tag = "knowledge", params(ListQuery),
-    responses((status = 200, description = "OpenAI's list of files"), (status = 400), (status = 401)))]
+    responses((status = 200, description = "OpenAI's list of files"), (status = 400), (status = 401), (status = 404, description = "The `after` cursor names no file")))]
 pub async fn index(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,

@@ -341,7 +341,7 @@ pub async fn create(
 
 /// List the account's vector stores.
 #[utoipa::path(get, path = "/v1/vector_stores", tag = "knowledge", params(ListQuery),
-    responses((status = 200, description = "OpenAI's list of vector stores"), (status = 400), (status = 401)))]
+    responses((status = 200, description = "OpenAI's list of vector stores"), (status = 400), (status = 401), (status = 404, description = "The `after` cursor names no vector store")))]
 pub async fn index(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,

@@ -199,6 +199,7 @@ pub async fn create(
 
 /// A knowledge base.
 #[utoipa::path(get, path = "/api/v1/bases/{id}", tag = "bases",
+    params(("id" = String, Path, description = "The base's id, or its vector store's `vs_…` id")),
     responses((status = 200, body = Data<BaseView>), (status = 401), (status = 404)))]
 pub async fn show(
     State(state): State<AppState>,
@@ -211,7 +212,8 @@ pub async fn show(
 }
 
 /// Rename a base, or change its description or metadata.
-#[utoipa::path(patch, path = "/api/v1/bases/{id}", tag = "bases", request_body = StoreUpdate,
+#[utoipa::path(patch, path = "/api/v1/bases/{id}", tag = "bases",
+    params(("id" = String, Path, description = "The base's id, or its vector store's `vs_…` id")), request_body = StoreUpdate,
     responses((status = 200, body = Data<BaseView>), (status = 400), (status = 401), (status = 404)))]
 pub async fn update(
     State(state): State<AppState>,
@@ -227,6 +229,7 @@ pub async fn update(
 
 /// Delete a base with its items (text items' files go too; uploaded files stay).
 #[utoipa::path(delete, path = "/api/v1/bases/{id}", tag = "bases",
+    params(("id" = String, Path, description = "The base's id, or its vector store's `vs_…` id")),
     responses((status = 204), (status = 401), (status = 404)))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -252,6 +255,7 @@ pub async fn delete(
 
 /// A base's items, newest first.
 #[utoipa::path(get, path = "/api/v1/bases/{id}/items", tag = "bases",
+    params(("id" = String, Path, description = "The base's id, or its vector store's `vs_…` id")),
     responses((status = 200, body = Data<Vec<ItemView>>), (status = 401), (status = 404)))]
 pub async fn items(
     State(state): State<AppState>,
@@ -292,7 +296,8 @@ fn text_bytes(content: &str) -> Result<Vec<u8>, ApiError> {
 }
 
 /// Add an item: text, or an uploaded file. Its ingest starts at once.
-#[utoipa::path(post, path = "/api/v1/bases/{id}/items", tag = "bases", request_body = NewItem,
+#[utoipa::path(post, path = "/api/v1/bases/{id}/items", tag = "bases",
+    params(("id" = String, Path, description = "The base's id, or its vector store's `vs_…` id")), request_body = NewItem,
     responses((status = 201, body = Data<ItemView>), (status = 400), (status = 401), (status = 404), (status = 409)))]
 pub async fn add_item(
     State(state): State<AppState>,
@@ -348,6 +353,7 @@ pub async fn add_item(
 
 /// An item, with its ingest status.
 #[utoipa::path(get, path = "/api/v1/bases/{id}/items/{item_id}", tag = "bases",
+    params(("id" = String, Path, description = "The base's id, or its vector store's `vs_…` id"), ("item_id" = Uuid, Path, description = "The item's id")),
     responses((status = 200, body = Data<ItemView>), (status = 401), (status = 404)))]
 pub async fn item(
     State(state): State<AppState>,
@@ -370,7 +376,8 @@ pub struct ItemUpdate {
 }
 
 /// Change an item's title or metadata, or a text item's text (which ingests it again).
-#[utoipa::path(patch, path = "/api/v1/bases/{id}/items/{item_id}", tag = "bases", request_body = ItemUpdate,
+#[utoipa::path(patch, path = "/api/v1/bases/{id}/items/{item_id}", tag = "bases",
+    params(("id" = String, Path, description = "The base's id, or its vector store's `vs_…` id"), ("item_id" = Uuid, Path, description = "The item's id")), request_body = ItemUpdate,
     responses((status = 200, body = Data<ItemView>), (status = 400), (status = 401), (status = 404)))]
 pub async fn update_item(
     State(state): State<AppState>,
@@ -416,6 +423,7 @@ pub async fn update_item(
 
 /// Delete an item (a text item's file goes with it; an uploaded file stays).
 #[utoipa::path(delete, path = "/api/v1/bases/{id}/items/{item_id}", tag = "bases",
+    params(("id" = String, Path, description = "The base's id, or its vector store's `vs_…` id"), ("item_id" = Uuid, Path, description = "The item's id")),
     responses((status = 204), (status = 401), (status = 404)))]
 pub async fn delete_item(
     State(state): State<AppState>,
@@ -453,7 +461,8 @@ pub struct Match {
 }
 
 /// Semantic search in a base: its items' best chunks for `query`.
-#[utoipa::path(post, path = "/api/v1/bases/{id}/query", tag = "bases", request_body = BaseQuery,
+#[utoipa::path(post, path = "/api/v1/bases/{id}/query", tag = "bases",
+    params(("id" = String, Path, description = "The base's id, or its vector store's `vs_…` id")), request_body = BaseQuery,
     responses((status = 200, body = Data<Vec<Match>>), (status = 400), (status = 401), (status = 404)))]
 pub async fn query(
     State(state): State<AppState>,
