@@ -5,6 +5,7 @@ pub mod extract;
 pub mod gateway;
 pub mod knowledge;
 pub mod mission_control;
+pub mod openai;
 pub mod ops;
 pub mod squados;
 #[cfg(feature = "test-hooks")]

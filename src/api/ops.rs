@@ -3,26 +3,49 @@
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// `{"status": ...}`, and why when it is not good.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` (`/healthz`), `ready` or `unavailable` (`/readyz`).
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+}
+
 /// The process is up.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200)))]
-pub async fn healthz() -> impl IntoResponse {
-    axum::Json(json!({ "status": "ok" }))
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+pub async fn healthz() -> axum::Json<Health> {
+    axum::Json(Health {
+        status: "ok",
+        reason: None,
+    })
 }
 
 /// The database answers.
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200), (status = 503)))]
-pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, body = Health), (status = 503, body = Health)))]
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, axum::Json<Health>) {
     match state.db().ping().await {
-        Ok(()) => (StatusCode::OK, axum::Json(json!({ "status": "ready" }))),
+        Ok(()) => (
+            StatusCode::OK,
+            axum::Json(Health {
+                status: "ready",
+                reason: None,
+            }),
+        ),
         Err(err) => {
             tracing::warn!(error = %err, "readiness check failed");
-            let body = json!({ "status": "unavailable", "reason": "database unreachable" });
+            let body = Health {
+                status: "unavailable",
+                reason: Some("database unreachable"),
+            };
             (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body))
         }
     }

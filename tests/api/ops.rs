@@ -172,6 +172,66 @@ async fn the_openapi_documents_cover_every_route() {
     }
 }
 
+/// A schema that says nothing of its fields: no `$ref`, no composition, no properties.
+fn untyped(schema: &serde_json::Value) -> bool {
+    if ["$ref", "allOf", "oneOf", "anyOf"]
+        .iter()
+        .any(|k| schema.get(k).is_some())
+    {
+        return false;
+    }
+    match schema["type"].as_str() {
+        Some("array") => untyped(&schema["items"]),
+        Some("object") | None => {
+            schema["properties"]
+                .as_object()
+                .is_none_or(|p| p.is_empty())
+                && schema.get("additionalProperties").is_none()
+        }
+        _ => false,
+    }
+}
+
+/// Clients are generated from the document, so every JSON body it describes, sent or received,
+/// names its fields: a route answering a bare `Object` (or nothing) is a client that cannot
+/// read the reply.
+#[tokio::test]
+async fn every_operation_types_its_request_and_reply_bodies() {
+    let app = spawn_app().await;
+    let doc = body(app.anon(Method::GET, "/api/schema").send().await.unwrap()).await;
+    let mut untyped_bodies = Vec::new();
+    for (route, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let named = format!("{} {route}", method.to_uppercase());
+            if let Some(request) = op.get("requestBody") {
+                for (kind, content) in request["content"].as_object().unwrap() {
+                    if untyped(&content["schema"]) {
+                        untyped_bodies.push(format!("{named}: request {kind}"));
+                    }
+                }
+            }
+            for (status, reply) in op["responses"].as_object().unwrap() {
+                if !status.starts_with('2') || status == "204" {
+                    continue;
+                }
+                let Some(content) = reply["content"].as_object() else {
+                    untyped_bodies.push(format!("{named}: {status} has no content"));
+                    continue;
+                };
+                for (kind, content) in content {
+                    if kind.starts_with("application/json") && untyped(&content["schema"]) {
+                        untyped_bodies.push(format!("{named}: {status} {kind}"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        untyped_bodies.is_empty(),
+        "untyped bodies: {untyped_bodies:#?}"
+    );
+}
+
 #[tokio::test]
 async fn the_dashboard_page_is_served() {
     let app = spawn_app().await;

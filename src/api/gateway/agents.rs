@@ -13,9 +13,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::chat::model_of;
-use super::providers::{list, ByName, List};
+use super::providers::{ByName, Removed};
 use crate::api::extract::Json;
 use crate::api::knowledge::{store_by_ref, store_id};
+use crate::api::openai::{list, List};
 use crate::auth::OrgAuth;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -246,12 +247,12 @@ async fn tools_of(state: &AppState, agent_id: Uuid) -> Result<Vec<String>, ApiEr
 
 /// Delete a gateway agent.
 #[utoipa::path(post, path = "/v1/core/delete/agent", tag = "gateway", request_body = ByName,
-    responses((status = 200), (status = 401), (status = 404)))]
+    responses((status = 200, body = Removed), (status = 401), (status = 404)))]
 pub async fn delete(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
     Json(body): Json<ByName>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<Removed>, ApiError> {
     let agent = gateway::agent_by_name(state.db(), caller.org_id, body.name())
         .await?
         .ok_or_else(|| ApiError::not_found("agent"))?;
@@ -267,7 +268,5 @@ pub async fn delete(
         state.forget_credential(key.id, &key.key_hash);
     }
     state.directory.evict(agent.id);
-    Ok(axum::Json(
-        serde_json::json!({ "deleted": true, "name": agent.name }),
-    ))
+    Ok(Removed::named(agent.name))
 }

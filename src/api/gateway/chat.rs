@@ -283,8 +283,9 @@ pub(crate) async fn complete_once(
 
 /// Create a chat completion (OpenAI's request and response; `stream: true` for SSE chunks).
 /// `model` names one of the account's models or agents.
-#[utoipa::path(post, path = "/v1/chat/completions", tag = "gateway", request_body = Object,
-    responses((status = 200, description = "a chat completion, or SSE chunks ending with [DONE]"),
+#[utoipa::path(post, path = "/v1/chat/completions", tag = "gateway", request_body = super::wire::ChatRequest,
+    responses((status = 200, description = "a chat completion, or SSE chunks ending with [DONE]", content(
+            (super::wire::ChatCompletion = "application/json"), (String = "text/event-stream"))),
         (status = 400), (status = 401), (status = 404), (status = 429), (status = 502), (status = 504)))]
 pub async fn completions(
     State(state): State<AppState>,

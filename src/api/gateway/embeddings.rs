@@ -18,10 +18,10 @@ use crate::outbound::MAX_ANSWER_BYTES;
 use crate::state::AppState;
 
 /// Names that work without an account model of that name (the seed's), if mapped.
-const SUGGESTED: [&str; 2] = ["text-embedding-3-small", "nomic-embed-text-v1.5"];
+pub const SUGGESTED: [&str; 2] = ["text-embedding-3-small", "nomic-embed-text-v1.5"];
 
 /// The seed's one unsupported embedding model.
-const UNSUPPORTED: &str = "text-embedding-3-large";
+pub const UNSUPPORTED: &str = "text-embedding-3-large";
 
 /// The seed refuses `text-embedding-3-large` for what is served, not for a name: neither as
 /// the account's name for a model nor as the upstream model behind another name.
@@ -53,8 +53,8 @@ pub fn wrong_dimensions(
 }
 
 /// Create embeddings for a string or an array of inputs.
-#[utoipa::path(post, path = "/v1/embeddings", tag = "gateway", request_body = Object,
-    responses((status = 200, description = "OpenAI's embedding list"), (status = 400), (status = 401), (status = 502), (status = 504)))]
+#[utoipa::path(post, path = "/v1/embeddings", tag = "gateway", request_body = super::wire::EmbeddingRequest,
+    responses((status = 200, body = super::wire::EmbeddingList), (status = 400), (status = 401), (status = 502), (status = 504)))]
 pub async fn create(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,

@@ -11,3 +11,4 @@ pub mod servers;
 pub mod tool_calls;
 pub mod upstream;
 pub mod utilities;
+pub mod wire;

@@ -8,8 +8,9 @@ use squadron_actors::store::gateway;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::providers::{list, List, ModelView};
+use super::providers::ModelView;
 use crate::api::extract::Path;
+use crate::api::openai::{list, List};
 use crate::auth::OrgAuth;
 use crate::error::ApiError;
 use crate::state::AppState;

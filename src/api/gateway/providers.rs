@@ -11,23 +11,10 @@ use uuid::Uuid;
 
 use super::upstream::{check_base_url, Upstream};
 use crate::api::extract::Json;
+use crate::api::openai::{list, List};
 use crate::auth::OrgAuth;
 use crate::error::ApiError;
 use crate::state::AppState;
-
-/// `{"object": "list", "data": [...]}`.
-#[derive(Serialize, ToSchema)]
-pub struct List<T> {
-    object: &'static str,
-    data: Vec<T>,
-}
-
-pub fn list<T>(data: Vec<T>) -> axum::Json<List<T>> {
-    axum::Json(List {
-        object: "list",
-        data,
-    })
-}
 
 /// Shows enough of a secret to recognise it, never enough to use it.
 pub(crate) fn mask(secret: &str) -> String {
@@ -177,6 +164,22 @@ pub async fn add(
     Ok(axum::Json(ProviderView::new(&state, provider)?))
 }
 
+/// `{"deleted": true, "name"}`: what a `/v1/core/delete/...` route removed.
+#[derive(Serialize, ToSchema)]
+pub struct Removed {
+    deleted: bool,
+    name: String,
+}
+
+impl Removed {
+    pub fn named(name: String) -> axum::Json<Removed> {
+        axum::Json(Removed {
+            deleted: true,
+            name,
+        })
+    }
+}
+
 #[derive(Deserialize, ToSchema)]
 pub struct ByName {
     #[serde(alias = "providerName", alias = "modelName", alias = "agentName")]
@@ -191,12 +194,12 @@ impl ByName {
 
 /// Delete a provider; 409 while models use it.
 #[utoipa::path(post, path = "/v1/core/delete/provider", tag = "gateway", request_body = ByName,
-    responses((status = 200), (status = 401), (status = 404), (status = 409)))]
+    responses((status = 200, body = Removed), (status = 401), (status = 404), (status = 409)))]
 pub async fn delete(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
     Json(body): Json<ByName>,
-) -> Result<axum::Json<serde_json::Value>, ApiError> {
+) -> Result<axum::Json<Removed>, ApiError> {
     let provider = gateway::provider_by_name(state.db(), caller.org_id, body.name.trim())
         .await?
         .ok_or_else(|| ApiError::not_found("provider"))?;
@@ -209,9 +212,7 @@ pub async fn delete(
     }
     gateway::delete_provider(state.db(), provider.id).await?;
     state.routes.forget(caller.org_id);
-    Ok(axum::Json(
-        serde_json::json!({ "deleted": true, "name": provider.name }),
-    ))
+    Ok(Removed::named(provider.name))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -220,15 +221,25 @@ pub struct ProviderModelsQuery {
     provider: String,
 }
 
+/// A model a provider offers, by the provider's id for it.
+#[derive(Serialize, ToSchema)]
+pub struct UpstreamModel {
+    id: String,
+    /// Always `model`.
+    object: &'static str,
+    /// The provider's name.
+    owned_by: String,
+}
+
 /// What a provider offers upstream (its `/models`): the model ids only, as an OpenAI list,
 /// never the rest of what the provider answered.
 #[utoipa::path(post, path = "/v1/core/models", tag = "gateway", request_body = ProviderModelsQuery,
-    responses((status = 200), (status = 401), (status = 404), (status = 502), (status = 504)))]
+    responses((status = 200, body = List<UpstreamModel>), (status = 401), (status = 404), (status = 502), (status = 504)))]
 pub async fn upstream_models(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
     Json(body): Json<ProviderModelsQuery>,
-) -> Result<axum::Json<serde_json::Value>, ApiError> {
+) -> Result<axum::Json<List<UpstreamModel>>, ApiError> {
     let provider = gateway::provider_by_name(state.db(), caller.org_id, body.provider.trim())
         .await?
         .ok_or_else(|| ApiError::not_found("provider"))?;
@@ -245,15 +256,17 @@ pub async fn upstream_models(
             upstream.name
         )));
     };
-    let data: Vec<serde_json::Value> = items
+    let data = items
         .iter()
         .filter_map(|m| m["id"].as_str())
         .filter(|id| !id.is_empty() && id.len() <= 200)
-        .map(|id| serde_json::json!({ "id": id, "object": "model", "owned_by": upstream.name }))
+        .map(|id| UpstreamModel {
+            id: id.to_owned(),
+            object: "model",
+            owned_by: upstream.name.clone(),
+        })
         .collect();
-    Ok(axum::Json(
-        serde_json::json!({ "object": "list", "data": data }),
-    ))
+    Ok(list(data))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -360,12 +373,12 @@ pub async fn add_model(
 
 /// Delete a model.
 #[utoipa::path(post, path = "/v1/core/delete/model", tag = "gateway", request_body = ByName,
-    responses((status = 200), (status = 401), (status = 404)))]
+    responses((status = 200, body = Removed), (status = 401), (status = 404)))]
 pub async fn delete_model(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
     Json(body): Json<ByName>,
-) -> Result<axum::Json<serde_json::Value>, ApiError> {
+) -> Result<axum::Json<Removed>, ApiError> {
     let model = gateway::model_by_name(state.db(), caller.org_id, body.name.trim())
         .await?
         .ok_or_else(|| ApiError::not_found("model"))?;
@@ -378,7 +391,5 @@ pub async fn delete_model(
     }
     gateway::delete_model(state.db(), model.id).await?;
     state.routes.forget(caller.org_id);
-    Ok(axum::Json(
-        serde_json::json!({ "deleted": true, "name": model.name }),
-    ))
+    Ok(Removed::named(model.name))
 }

@@ -8,15 +8,16 @@ use std::collections::BTreeMap;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use squadron_actors::store::tokens::Role;
 use squadron_actors::store::{self, entity::mcp_server, tools as store_tools};
 use squadron_actors::tools::{ServerSpec, Transport};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::providers::{check_headers, list, mask, name, refused, ByName, List};
+use super::providers::{check_headers, mask, name, refused, ByName, Removed};
 use crate::api::extract::Json;
+use crate::api::openai::{list, List};
 use crate::auth::OrgAuth;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -309,12 +310,12 @@ pub async fn add(
 
 /// Delete an MCP server (it is disconnected); 409 while agents use its tools.
 #[utoipa::path(post, path = "/v1/core/delete/server", tag = "tools", request_body = ByName,
-    responses((status = 200), (status = 401), (status = 404), (status = 409)))]
+    responses((status = 200, body = Removed), (status = 401), (status = 404), (status = 409)))]
 pub async fn delete(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
     Json(body): Json<ByName>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<Removed>, ApiError> {
     let server = store_tools::server_by_name(state.db(), caller.org_id, body.name())
         .await?
         .ok_or_else(|| ApiError::not_found("MCP server"))?;
@@ -327,7 +328,7 @@ pub async fn delete(
     }
     store_tools::delete_server(state.db(), server.id).await?;
     state.tools.stop_server(server.id);
-    Ok(axum::Json(json!({ "deleted": true, "name": server.name })))
+    Ok(Removed::named(server.name))
 }
 
 #[derive(Serialize, ToSchema)]

@@ -8,48 +8,108 @@ use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use squadron_actors::store::gateway;
 use utoipa::ToSchema;
 
 use super::chat::complete_once;
+use super::embeddings::{SUGGESTED, UNSUPPORTED};
 use super::providers::refused;
+use super::wire::Usage;
 use crate::api::extract::Json;
 use crate::auth::OrgAuth;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// The account's non-secret settings.
+#[derive(Serialize, ToSchema)]
+pub struct Settings {
+    rate_limits_per_minute: RateLimits,
+    body_limits_bytes: BodyLimits,
+    embedding_models: EmbeddingModels,
+    unsupported_embedding_models: Vec<&'static str>,
+    /// The account's chat models.
+    chat_models: Vec<String>,
+    upstream_timeout_secs: u64,
+    workflow_max_agents: usize,
+    scrape: ScrapeLimits,
+}
+
+/// Requests per minute per credential (0: no limit).
+#[derive(Serialize, ToSchema)]
+pub struct RateLimits {
+    heartbeat: u32,
+    tasks: u32,
+    default: u32,
+    gateway: u32,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BodyLimits {
+    mission_control: usize,
+    gateway: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EmbeddingModels {
+    /// The names that need no account model of their own.
+    supported: Vec<&'static str>,
+    /// The account's embedding models.
+    account: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ScrapeLimits {
+    max_bytes: usize,
+    timeout_secs: u64,
+    /// Whether this caller may fetch private and loopback addresses.
+    private_targets: bool,
+}
+
 /// The account's non-secret settings: limits, embedding models, defaults.
-#[utoipa::path(get, path = "/v1/core/config", tag = "gateway", responses((status = 200), (status = 401)))]
+#[utoipa::path(get, path = "/v1/core/config", tag = "gateway", responses((status = 200, body = Settings), (status = 401)))]
 pub async fn config(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<Settings>, ApiError> {
     let c = &state.config;
     let models = gateway::models(state.db(), caller.org_id).await?;
-    let embedding: Vec<&str> = models
-        .iter()
-        .filter(|m| m.kind == "embedding")
-        .map(|m| m.name.as_str())
-        .collect();
-    let chat: Vec<&str> = models
-        .iter()
-        .filter(|m| m.kind == "chat")
-        .map(|m| m.name.as_str())
-        .collect();
-    Ok(axum::Json(json!({
-        "rate_limits_per_minute": {
-            "heartbeat": c.rate_heartbeat, "tasks": c.rate_tasks, "default": c.rate_default, "gateway": c.rate_gateway,
+    let named = |kind: &str| {
+        models
+            .iter()
+            .filter(|m| m.kind == kind)
+            .map(|m| m.name.clone())
+            .collect()
+    };
+    Ok(axum::Json(Settings {
+        rate_limits_per_minute: RateLimits {
+            heartbeat: c.rate_heartbeat,
+            tasks: c.rate_tasks,
+            default: c.rate_default,
+            gateway: c.rate_gateway,
         },
-        "body_limits_bytes": { "mission_control": c.body_limit_api, "gateway": c.body_limit_gateway },
-        "embedding_models": { "supported": ["text-embedding-3-small", "nomic-embed-text-v1.5"], "account": embedding },
-        "unsupported_embedding_models": ["text-embedding-3-large"],
-        "chat_models": chat,
-        "upstream_timeout_secs": c.upstream_timeout_secs,
-        "workflow_max_agents": MAX_WORKFLOW,
-        "scrape": { "max_bytes": SCRAPE_MAX_BYTES, "timeout_secs": SCRAPE_TIMEOUT.as_secs(), "private_targets": state.outbound.reach_for(caller.role, c.scrape_allow_private).allows_private() },
-    })))
+        body_limits_bytes: BodyLimits {
+            mission_control: c.body_limit_api,
+            gateway: c.body_limit_gateway,
+        },
+        embedding_models: EmbeddingModels {
+            supported: SUGGESTED.to_vec(),
+            account: named("embedding"),
+        },
+        unsupported_embedding_models: vec![UNSUPPORTED],
+        chat_models: named("chat"),
+        upstream_timeout_secs: c.upstream_timeout_secs,
+        workflow_max_agents: MAX_WORKFLOW,
+        scrape: ScrapeLimits {
+            max_bytes: SCRAPE_MAX_BYTES,
+            timeout_secs: SCRAPE_TIMEOUT.as_secs(),
+            private_targets: state
+                .outbound
+                .reach_for(caller.role, c.scrape_allow_private)
+                .allows_private(),
+        },
+    }))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -60,14 +120,20 @@ pub struct PromptInput {
     description: String,
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct Prompt {
+    prompt: String,
+    usage: Option<Usage>,
+}
+
 /// A model writes a system prompt from a description.
 #[utoipa::path(post, path = "/v1/core/generate/prompt", tag = "gateway", request_body = PromptInput,
-    responses((status = 200), (status = 400), (status = 401), (status = 404), (status = 502), (status = 504)))]
+    responses((status = 200, body = Prompt), (status = 400), (status = 401), (status = 404), (status = 502), (status = 504)))]
 pub async fn generate_prompt(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
     Json(input): Json<PromptInput>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<Prompt>, ApiError> {
     let description = squadron_actors::domain::title("description", &input.description, 5_000)?;
     let messages = vec![
         json!({ "role": "system", "content": "You write system prompts for AI agents. Given a description, \
@@ -80,9 +146,10 @@ pub async fn generate_prompt(
         .unwrap_or("")
         .trim()
         .to_owned();
-    Ok(axum::Json(
-        json!({ "prompt": prompt, "usage": completion["usage"] }),
-    ))
+    Ok(axum::Json(Prompt {
+        prompt,
+        usage: Usage::of(&completion),
+    }))
 }
 
 const MAX_WORKFLOW: usize = 10;
@@ -98,9 +165,27 @@ pub struct WorkflowInput {
     stream: bool,
 }
 
-/// Run an ordered chain of agents, each given the previous output.
+/// One agent's part of a workflow.
+#[derive(Serialize, ToSchema)]
+pub struct Step {
+    /// Its place in the chain, from 0.
+    index: usize,
+    agent: String,
+    output: String,
+    usage: Option<Usage>,
+}
+
+/// A workflow's result: the last agent's output, and every step.
+#[derive(Serialize, ToSchema)]
+pub struct Workflow {
+    output: String,
+    steps: Vec<Step>,
+}
+
+/// Run an ordered chain of agents, each given the previous output. With `stream: true`, SSE:
+/// a `step` event per agent (a `Step`), then `done`, or `error` with the failing index.
 #[utoipa::path(post, path = "/v1/core/agent-workflow", tag = "gateway", request_body = WorkflowInput,
-    responses((status = 200), (status = 400), (status = 401), (status = 404), (status = 502), (status = 504)))]
+    responses((status = 200, content((Workflow = "application/json"), (String = "text/event-stream"))), (status = 400), (status = 401), (status = 404), (status = 502), (status = 504)))]
 pub async fn agent_workflow(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
@@ -120,7 +205,7 @@ pub async fn agent_workflow(
             match complete_once(&state, org_id, agent.trim(), messages).await {
                 Ok(completion) => {
                     carried = completion["choices"][0]["message"]["content"].as_str().unwrap_or("").to_owned();
-                    yield Ok(json!({ "index": index, "agent": agent, "output": carried, "usage": completion["usage"] }));
+                    yield Ok(Step { index, agent: agent.clone(), output: carried.clone(), usage: Usage::of(&completion) });
                 }
                 Err(err) => {
                     yield Err((index, agent.clone(), err));
@@ -132,7 +217,10 @@ pub async fn agent_workflow(
     if input.stream {
         let events = steps.map(|step| {
             Ok::<Event, Infallible>(match step {
-                Ok(step) => Event::default().event("step").data(step.to_string()),
+                Ok(step) => Event::default()
+                    .event("step")
+                    .json_data(&step)
+                    .expect("a step serializes"),
                 Err((index, agent, err)) => Event::default().event("error").data(
                     json!({ "index": index, "agent": agent, "message": err.to_string() })
                         .to_string(),
@@ -152,8 +240,12 @@ pub async fn agent_workflow(
             Err((_, _, err)) => return Err(err),
         }
     }
-    let output = done.last().map(|s| s["output"].clone()).unwrap_or_default();
-    Ok(axum::Json(json!({ "output": output, "steps": done })).into_response())
+    let output = done.last().map(|s| s.output.clone()).unwrap_or_default();
+    Ok(axum::Json(Workflow {
+        output,
+        steps: done,
+    })
+    .into_response())
 }
 
 const SCRAPE_MAX_BYTES: usize = 2 * 1024 * 1024;
@@ -165,14 +257,23 @@ pub struct ScrapeInput {
     url: String,
 }
 
+/// A fetched page's readable text.
+#[derive(Serialize, ToSchema)]
+pub struct Page {
+    /// Where the page was found, after redirects.
+    url: String,
+    title: String,
+    text: String,
+}
+
 /// Fetch a page and return its title and readable text.
 #[utoipa::path(post, path = "/v1/core/scrape-url", tag = "gateway", request_body = ScrapeInput,
-    responses((status = 200), (status = 400), (status = 401), (status = 502), (status = 504)))]
+    responses((status = 200, body = Page), (status = 400), (status = 401), (status = 502), (status = 504)))]
 pub async fn scrape_url(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
     Json(input): Json<ScrapeInput>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<Page>, ApiError> {
     let mut url = reqwest::Url::parse(input.url.trim())
         .map_err(|e| ApiError::Validation(format!("url: {e}")))?;
     let unreachable = |message: String| ApiError::Upstream {
@@ -226,9 +327,11 @@ pub async fn scrape_url(
             }
         }
         let (title, text) = readable(&String::from_utf8_lossy(&body));
-        return Ok(axum::Json(
-            json!({ "url": url.as_str(), "title": title, "text": text }),
-        ));
+        return Ok(axum::Json(Page {
+            url: url.to_string(),
+            title,
+            text,
+        }));
     }
     Err(unreachable(format!(
         "more than {SCRAPE_REDIRECTS} redirects"

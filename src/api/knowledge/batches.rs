@@ -2,7 +2,7 @@
 //! cancelled together. A batch's status and counts are its files'.
 
 use axum::extract::State;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use squadron_actors::store::entity::{file_batch, vector_store, vector_store_file};
 use squadron_actors::store::knowledge as kb;
@@ -10,9 +10,12 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::files::owned_file;
-use super::vector_stores::{add_file, cancel, chunking, file_view, owned_store, NewEntry};
-use super::{parse_id, store_id, ListQuery};
+use super::vector_stores::{
+    add_file, cancel, chunking, file_view, owned_store, NewEntry, VectorStoreFile,
+};
+use super::{parse_id, store_id, ChunkingStrategy, FileCounts, ListQuery};
 use crate::api::extract::{Json, Path, Query};
+use crate::api::openai::CursorPage;
 use crate::auth::OrgAuth;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -21,8 +24,21 @@ fn batch_id(id: Uuid) -> String {
     format!("vsfb_{}", id.simple())
 }
 
-fn view(batch: &file_batch::Model, entries: &[vector_store_file::Model]) -> Value {
-    let count = |status: &str| entries.iter().filter(|e| e.status == status).count();
+/// OpenAI's file batch object.
+#[derive(Serialize, ToSchema)]
+pub struct FileBatch {
+    id: String,
+    /// Always `vector_store.files_batch`.
+    object: &'static str,
+    created_at: i64,
+    vector_store_id: String,
+    /// `in_progress` while any file is; then `cancelled`, `failed` or `completed`.
+    status: &'static str,
+    file_counts: FileCounts,
+}
+
+fn view(batch: &file_batch::Model, entries: &[vector_store_file::Model]) -> FileBatch {
+    let count = |status: &str| entries.iter().filter(|e| e.status == status).count() as i64;
     let (in_progress, completed, failed, cancelled) = (
         count("in_progress"),
         count("completed"),
@@ -38,17 +54,20 @@ fn view(batch: &file_batch::Model, entries: &[vector_store_file::Model]) -> Valu
     } else {
         "completed"
     };
-    json!({
-        "id": batch_id(batch.id),
-        "object": "vector_store.files_batch",
-        "created_at": batch.created_at.timestamp(),
-        "vector_store_id": store_id(batch.vector_store_id),
-        "status": status,
-        "file_counts": {
-            "in_progress": in_progress, "completed": completed, "failed": failed,
-            "cancelled": cancelled, "total": entries.len(),
+    FileBatch {
+        id: batch_id(batch.id),
+        object: "vector_store.files_batch",
+        created_at: batch.created_at.timestamp(),
+        vector_store_id: store_id(batch.vector_store_id),
+        status,
+        file_counts: FileCounts {
+            in_progress,
+            completed,
+            failed,
+            cancelled,
+            total: entries.len() as i64,
         },
-    })
+    }
 }
 
 async fn owned_batch(
@@ -67,10 +86,12 @@ async fn owned_batch(
 
 #[derive(Deserialize, ToSchema)]
 pub struct NewBatch {
+    #[schema(min_items = 1, max_items = 500)]
     file_ids: Vec<String>,
-    #[schema(value_type = Object)]
+    /// Up to 16 keys; strings, numbers or booleans.
+    #[schema(value_type = Option<Object>)]
     attributes: Option<Value>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<ChunkingStrategy>)]
     chunking_strategy: Option<Value>,
 }
 
@@ -79,13 +100,13 @@ const MAX_BATCH: usize = 500;
 
 /// Add files to a vector store at once (files already there stay as they are).
 #[utoipa::path(post, path = "/v1/vector_stores/{id}/file_batches", tag = "knowledge", request_body = NewBatch,
-    responses((status = 200, description = "OpenAI's file batch object"), (status = 400), (status = 401), (status = 404)))]
+    responses((status = 200, body = FileBatch), (status = 400), (status = 401), (status = 404)))]
 pub async fn create(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
     Path(id): Path<String>,
     Json(body): Json<NewBatch>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<FileBatch>, ApiError> {
     let store = owned_store(&state, caller.org_id, &id).await?;
     if body.file_ids.is_empty() || body.file_ids.len() > MAX_BATCH {
         return Err(ApiError::Validation(format!(
@@ -129,12 +150,12 @@ pub async fn create(
 
 /// A file batch, with its files' counts.
 #[utoipa::path(get, path = "/v1/vector_stores/{id}/file_batches/{batch_id}", tag = "knowledge",
-    responses((status = 200, description = "OpenAI's file batch object"), (status = 401), (status = 404)))]
+    responses((status = 200, body = FileBatch), (status = 401), (status = 404)))]
 pub async fn show(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
     Path((id, batch)): Path<(String, String)>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<FileBatch>, ApiError> {
     let (_, batch) = owned_batch(&state, caller.org_id, &id, &batch).await?;
     let entries = kb::batch_entries(state.db(), &batch).await?;
     Ok(axum::Json(view(&batch, &entries)))
@@ -142,12 +163,12 @@ pub async fn show(
 
 /// Cancel a batch: its files still being ingested stop.
 #[utoipa::path(post, path = "/v1/vector_stores/{id}/file_batches/{batch_id}/cancel", tag = "knowledge",
-    responses((status = 200, description = "OpenAI's file batch object"), (status = 401), (status = 404)))]
+    responses((status = 200, body = FileBatch), (status = 401), (status = 404)))]
 pub async fn cancel_batch(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
     Path((id, batch)): Path<(String, String)>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<FileBatch>, ApiError> {
     let (_, batch) = owned_batch(&state, caller.org_id, &id, &batch).await?;
     for entry in kb::batch_entries(state.db(), &batch).await? {
         if entry.status == "in_progress" {
@@ -160,13 +181,13 @@ pub async fn cancel_batch(
 
 /// The files of a batch (`filter` by status).
 #[utoipa::path(get, path = "/v1/vector_stores/{id}/file_batches/{batch_id}/files", tag = "knowledge", params(ListQuery),
-    responses((status = 200, description = "OpenAI's list of vector store files"), (status = 400), (status = 401), (status = 404)))]
+    responses((status = 200, body = CursorPage<VectorStoreFile>), (status = 400), (status = 401), (status = 404)))]
 pub async fn files(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
     Path((id, batch)): Path<(String, String)>,
     Query(query): Query<ListQuery>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<CursorPage<VectorStoreFile>>, ApiError> {
     let (_, batch) = owned_batch(&state, caller.org_id, &id, &batch).await?;
     let page = query.page(None)?;
     let mut entries: Vec<vector_store_file::Model> = kb::batch_entries(state.db(), &batch)
@@ -184,5 +205,5 @@ pub async fn files(
         }
     }
     entries.truncate(page.limit as usize + 1);
-    Ok(axum::Json(super::list_of(entries, &page, file_view)))
+    Ok(super::list_of(entries, &page, file_view))
 }

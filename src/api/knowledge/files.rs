@@ -9,14 +9,16 @@ use chrono::Utc;
 use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt, WriteMultipart};
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use squadron_actors::knowledge::KnowledgeMsg;
 use squadron_actors::store::entity::file;
 use squadron_actors::store::knowledge as kb;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{file_id, list_of, parse_id, ListQuery};
 use crate::api::extract::{Multipart, Path, Query};
+use crate::api::openai::{CursorPage, Deleted, Identified};
 use crate::auth::OrgAuth;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -30,17 +32,67 @@ const PURPOSES: [&str; 6] = [
     "evals",
 ];
 
-pub fn view(f: file::Model) -> Value {
-    json!({
-        "id": file_id(f.id),
-        "object": "file",
-        "bytes": f.bytes,
-        "created_at": f.created_at.timestamp(),
-        "filename": f.filename,
-        "purpose": f.purpose,
-        "status": "processed",
-        "expires_at": null,
-    })
+/// OpenAI's file object.
+#[derive(Serialize, ToSchema)]
+pub struct FileObject {
+    id: String,
+    /// Always `file`.
+    object: &'static str,
+    bytes: i64,
+    created_at: i64,
+    filename: String,
+    purpose: String,
+    /// Always `processed`: a file is stored whole before its reply.
+    status: &'static str,
+    /// Files do not expire.
+    expires_at: Option<i64>,
+}
+
+impl Identified for FileObject {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+pub fn view(f: file::Model) -> FileObject {
+    FileObject {
+        id: file_id(f.id),
+        object: "file",
+        bytes: f.bytes,
+        created_at: f.created_at.timestamp(),
+        filename: f.filename,
+        purpose: f.purpose,
+        status: "processed",
+        expires_at: None,
+    }
+}
+
+/// The multipart form of an upload.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Upload {
+    /// The file's bytes; its name in the part's `filename`.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    purpose: Purpose,
+}
+
+/// What a file is for (OpenAI's purposes).
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub enum Purpose {
+    #[serde(rename = "assistants")]
+    Assistants,
+    #[serde(rename = "batch")]
+    Batch,
+    #[serde(rename = "fine-tune")]
+    FineTune,
+    #[serde(rename = "vision")]
+    Vision,
+    #[serde(rename = "user_data")]
+    UserData,
+    #[serde(rename = "evals")]
+    Evals,
 }
 
 /// The account's file `id`, or a 404.
@@ -124,12 +176,13 @@ fn bad_form(err: axum::extract::multipart::MultipartError) -> ApiError {
 
 /// Upload a file (multipart: `file` and `purpose`).
 #[utoipa::path(post, path = "/v1/files", tag = "knowledge",
-    responses((status = 200, description = "OpenAI's file object"), (status = 400), (status = 401), (status = 413)))]
+    request_body(content = Upload, content_type = "multipart/form-data"),
+    responses((status = 200, body = FileObject), (status = 400), (status = 401), (status = 413)))]
 pub async fn upload(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
     Multipart(mut form): Multipart,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<FileObject>, ApiError> {
     let id = Uuid::new_v4();
     let key = object_key(caller.org_id, id);
     let path = ObjectPath::from(key.as_str());
@@ -233,12 +286,12 @@ pub async fn upload(
 
 /// List the account's files.
 #[utoipa::path(get, path = "/v1/files", tag = "knowledge", params(ListQuery),
-    responses((status = 200, description = "OpenAI's list of files"), (status = 400), (status = 401), (status = 404, description = "The `after` cursor names no file")))]
+    responses((status = 200, body = CursorPage<FileObject>), (status = 400), (status = 401), (status = 404, description = "The `after` cursor names no file")))]
 pub async fn index(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
     Query(query): Query<ListQuery>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<CursorPage<FileObject>>, ApiError> {
     let after = match &query.after {
         Some(after) => {
             let f = owned_file(&state, caller.org_id, after).await?;
@@ -248,17 +301,17 @@ pub async fn index(
     };
     let page = query.page(after)?;
     let files = kb::files(state.db(), caller.org_id, query.purpose.as_deref(), &page).await?;
-    Ok(axum::Json(list_of(files, &page, view)))
+    Ok(list_of(files, &page, view))
 }
 
 /// A file's metadata.
 #[utoipa::path(get, path = "/v1/files/{id}", tag = "knowledge",
-    responses((status = 200, description = "OpenAI's file object"), (status = 401), (status = 404)))]
+    responses((status = 200, body = FileObject), (status = 401), (status = 404)))]
 pub async fn show(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
     Path(id): Path<String>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<FileObject>, ApiError> {
     Ok(axum::Json(view(
         owned_file(&state, caller.org_id, &id).await?,
     )))
@@ -266,22 +319,20 @@ pub async fn show(
 
 /// Delete a file: from every vector store too, its chunks with it.
 #[utoipa::path(delete, path = "/v1/files/{id}", tag = "knowledge",
-    responses((status = 200, description = "{id, object, deleted}"), (status = 401), (status = 404)))]
+    responses((status = 200, body = Deleted), (status = 401), (status = 404)))]
 pub async fn delete(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
     Path(id): Path<String>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<Deleted>, ApiError> {
     let f = owned_file(&state, caller.org_id, &id).await?;
     remove_file(&state, &f).await?;
-    Ok(axum::Json(
-        json!({ "id": file_id(f.id), "object": "file", "deleted": true }),
-    ))
+    Ok(Deleted::new(file_id(f.id), "file"))
 }
 
 /// A file's bytes, streamed from the object store.
 #[utoipa::path(get, path = "/v1/files/{id}/content", tag = "knowledge",
-    responses((status = 200, description = "the file's bytes"), (status = 401), (status = 404)))]
+    responses((status = 200, description = "the file's bytes", content_type = "application/octet-stream"), (status = 401), (status = 404)))]
 pub async fn content(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,

@@ -9,12 +9,13 @@ pub mod files;
 pub mod filters;
 pub mod vector_stores;
 
-use serde::Deserialize;
-use serde_json::{json, Value};
-use squadron_actors::store::knowledge::Page;
-use utoipa::IntoParams;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use squadron_actors::store::knowledge::{Counts, Page};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::api::openai::{CursorPage, Identified};
 use crate::error::ApiError;
 
 pub use squadron_actors::knowledge::{file_id, store_id};
@@ -82,17 +83,93 @@ impl ListQuery {
 }
 
 /// OpenAI's list object from one more item than the page holds.
-pub fn list_of<T>(mut items: Vec<T>, page: &Page, view: impl Fn(T) -> Value) -> Value {
+pub fn list_of<M, T: Identified>(
+    mut items: Vec<M>,
+    page: &Page,
+    view: impl Fn(M) -> T,
+) -> axum::Json<CursorPage<T>> {
     let has_more = items.len() as u64 > page.limit;
     items.truncate(page.limit as usize);
-    let data: Vec<Value> = items.into_iter().map(view).collect();
-    json!({
-        "object": "list",
-        "first_id": data.first().map(|v| v["id"].clone()),
-        "last_id": data.last().map(|v| v["id"].clone()),
-        "has_more": has_more,
-        "data": data,
-    })
+    axum::Json(CursorPage::new(
+        items.into_iter().map(view).collect(),
+        has_more,
+    ))
+}
+
+/// How many of a store's (or a batch's) files are at each stage of their ingest.
+#[derive(Serialize, ToSchema, Clone, Copy)]
+pub struct FileCounts {
+    pub in_progress: i64,
+    pub completed: i64,
+    pub failed: i64,
+    pub cancelled: i64,
+    pub total: i64,
+}
+
+impl From<&Counts> for FileCounts {
+    fn from(c: &Counts) -> FileCounts {
+        FileCounts {
+            in_progress: c.in_progress,
+            completed: c.completed,
+            failed: c.failed,
+            cancelled: c.cancelled,
+            total: c.total(),
+        }
+    }
+}
+
+// What the requests' and replies' free-form JSON fields hold, for the OpenAPI document: the
+// handlers read these fields as JSON and check them (with errors that name the field).
+
+/// `{"type": "auto"}`, or `{"type": "static", "static": {...}}` with both sizes in tokens.
+#[derive(Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum ChunkingStrategy {
+    Auto,
+    Static { r#static: StaticChunking },
+}
+
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct StaticChunking {
+    #[schema(minimum = 100, maximum = 4096)]
+    max_chunk_size_tokens: u32,
+    /// At most half the chunk size.
+    #[schema(minimum = 0)]
+    chunk_overlap_tokens: u32,
+}
+
+/// When a store expires: `days` after it was last active.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ExpiresAfter {
+    /// `last_active_at`.
+    anchor: String,
+    #[schema(minimum = 1, maximum = 365)]
+    days: u32,
+}
+
+/// OpenAI's `metadata`: up to 16 pairs, keys up to 64 characters, values up to 512.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Metadata(std::collections::HashMap<String, String>);
+
+/// A search query: one string or 1 to 10 of them.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum Queries {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// Why an ingest failed.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct LastError {
+    code: String,
+    message: String,
 }
 
 /// OpenAI's `metadata`: up to 16 string pairs, keys up to 64 characters, values up to 512.

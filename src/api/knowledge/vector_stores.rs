@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use axum::extract::State;
 use chrono::{Duration, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use squadron_actors::knowledge::chunk::Chunking;
 use squadron_actors::knowledge::KnowledgeMsg;
@@ -15,15 +15,49 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::filters::Filter;
-use super::{check_metadata, file_id, list_of, parse_id, store_id, ListQuery};
+use super::{
+    check_metadata, file_id, list_of, parse_id, store_id, ChunkingStrategy, ExpiresAfter,
+    FileCounts, LastError, ListQuery, Metadata, Queries,
+};
 use crate::api::extract::{double_option, Json, Path, Query};
 use crate::api::gateway::embeddings::embed_texts;
+use crate::api::openai::{list, CursorPage, Deleted, Identified, List};
 use crate::auth::OrgAuth;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// OpenAI's vector store object, with the embedding model and vector size it was made with.
+#[derive(Serialize, ToSchema)]
+pub struct VectorStore {
+    pub id: String,
+    /// Always `vector_store`.
+    object: &'static str,
+    pub created_at: i64,
+    pub name: String,
+    pub description: String,
+    pub usage_bytes: i64,
+    pub file_counts: FileCounts,
+    /// `in_progress` while files are being ingested, `completed` otherwise, or `expired`.
+    pub status: &'static str,
+    #[schema(value_type = Option<ExpiresAfter>)]
+    expires_after: Option<Value>,
+    expires_at: Option<i64>,
+    pub last_active_at: i64,
+    #[schema(value_type = Metadata)]
+    pub metadata: Value,
+    pub embedding_model: Option<String>,
+    /// Known once the first vectors are stored.
+    pub dimensions: Option<i32>,
+}
+
+impl Identified for VectorStore {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
 /// A store's files' counts and its status, as OpenAI reports them.
-pub async fn view(state: &AppState, s: vector_store::Model) -> Result<Value, ApiError> {
+pub async fn view(state: &AppState, s: vector_store::Model) -> Result<VectorStore, ApiError> {
     let counts = kb::counts(state.db(), s.id).await?;
     let expired = s.expires_at.is_some_and(|at| at <= Utc::now());
     let status = if expired {
@@ -34,39 +68,63 @@ pub async fn view(state: &AppState, s: vector_store::Model) -> Result<Value, Api
         "completed"
     };
     let model = gateway::model_by_id(state.db(), s.org_id, s.model_id).await?;
-    Ok(json!({
-        "id": store_id(s.id),
-        "object": "vector_store",
-        "created_at": s.created_at.timestamp(),
-        "name": s.name,
-        "description": s.description,
-        "usage_bytes": counts.usage_bytes,
-        "file_counts": {
-            "in_progress": counts.in_progress, "completed": counts.completed,
-            "failed": counts.failed, "cancelled": counts.cancelled, "total": counts.total(),
-        },
-        "status": status,
-        "expires_after": s.expires_after,
-        "expires_at": s.expires_at.map(|t| t.timestamp()),
-        "last_active_at": s.last_active_at.timestamp(),
-        "metadata": s.metadata,
-        "embedding_model": model.map(|m| m.name),
-        "dimensions": s.dimensions,
-    }))
+    Ok(VectorStore {
+        id: store_id(s.id),
+        object: "vector_store",
+        created_at: s.created_at.timestamp(),
+        name: s.name,
+        description: s.description,
+        usage_bytes: counts.usage_bytes,
+        file_counts: FileCounts::from(&counts),
+        status,
+        expires_after: s.expires_after,
+        expires_at: s.expires_at.map(|t| t.timestamp()),
+        last_active_at: s.last_active_at.timestamp(),
+        metadata: s.metadata,
+        embedding_model: model.map(|m| m.name),
+        dimensions: s.dimensions,
+    })
 }
 
-pub fn file_view(e: vector_store_file::Model) -> Value {
-    json!({
-        "id": file_id(e.file_id),
-        "object": "vector_store.file",
-        "usage_bytes": e.usage_bytes,
-        "created_at": e.created_at.timestamp(),
-        "vector_store_id": store_id(e.vector_store_id),
-        "status": e.status,
-        "last_error": e.last_error,
-        "chunking_strategy": e.chunking_strategy,
-        "attributes": e.attributes,
-    })
+/// OpenAI's vector store file object: a file in a store, and its ingest.
+#[derive(Serialize, ToSchema)]
+pub struct VectorStoreFile {
+    /// The file's id.
+    id: String,
+    /// Always `vector_store.file`.
+    object: &'static str,
+    usage_bytes: i64,
+    created_at: i64,
+    vector_store_id: String,
+    /// `in_progress`, `completed`, `failed` or `cancelled`.
+    status: String,
+    #[schema(value_type = Option<LastError>)]
+    last_error: Option<Value>,
+    #[schema(value_type = ChunkingStrategy)]
+    chunking_strategy: Value,
+    /// Up to 16 keys; strings, numbers or booleans.
+    #[schema(value_type = Object)]
+    attributes: Value,
+}
+
+impl Identified for VectorStoreFile {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+pub fn file_view(e: vector_store_file::Model) -> VectorStoreFile {
+    VectorStoreFile {
+        id: file_id(e.file_id),
+        object: "vector_store.file",
+        usage_bytes: e.usage_bytes,
+        created_at: e.created_at.timestamp(),
+        vector_store_id: store_id(e.vector_store_id),
+        status: e.status,
+        last_error: e.last_error,
+        chunking_strategy: e.chunking_strategy,
+        attributes: e.attributes,
+    }
 }
 
 /// The account's store `id`, or a 404.
@@ -251,11 +309,11 @@ pub struct NewStore {
     file_ids: Vec<String>,
     /// The account's embedding model (default: its first).
     embedding_model: Option<String>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<ChunkingStrategy>)]
     chunking_strategy: Option<Value>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<ExpiresAfter>)]
     expires_after: Option<Value>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Metadata>)]
     metadata: Option<Value>,
 }
 
@@ -329,24 +387,24 @@ pub async fn create_store(
 
 /// Create a vector store (its files start ingesting at once).
 #[utoipa::path(post, path = "/v1/vector_stores", tag = "knowledge", request_body = NewStore,
-    responses((status = 200, description = "OpenAI's vector store object"), (status = 400), (status = 401), (status = 404)))]
+    responses((status = 200, body = VectorStore), (status = 400), (status = 401), (status = 404)))]
 pub async fn create(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
     Json(body): Json<NewStore>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<VectorStore>, ApiError> {
     let store = create_store(&state, caller.org_id, body).await?;
     Ok(axum::Json(view(&state, store).await?))
 }
 
 /// List the account's vector stores.
 #[utoipa::path(get, path = "/v1/vector_stores", tag = "knowledge", params(ListQuery),
-    responses((status = 200, description = "OpenAI's list of vector stores"), (status = 400), (status = 401), (status = 404, description = "The `after` cursor names no vector store")))]
+    responses((status = 200, body = CursorPage<VectorStore>), (status = 400), (status = 401), (status = 404, description = "The `after` cursor names no vector store")))]
 pub async fn index(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
     Query(query): Query<ListQuery>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<CursorPage<VectorStore>>, ApiError> {
     let after = match &query.after {
         Some(after) => {
             let s = owned_store(&state, caller.org_id, after).await?;
@@ -362,23 +420,17 @@ pub async fn index(
     for s in stores {
         data.push(view(&state, s).await?);
     }
-    Ok(axum::Json(json!({
-        "object": "list",
-        "first_id": data.first().map(|v| v["id"].clone()),
-        "last_id": data.last().map(|v| v["id"].clone()),
-        "has_more": has_more,
-        "data": data,
-    })))
+    Ok(axum::Json(CursorPage::new(data, has_more)))
 }
 
 /// A vector store.
 #[utoipa::path(get, path = "/v1/vector_stores/{id}", tag = "knowledge",
-    responses((status = 200, description = "OpenAI's vector store object"), (status = 401), (status = 404)))]
+    responses((status = 200, body = VectorStore), (status = 401), (status = 404)))]
 pub async fn show(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
     Path(id): Path<String>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<VectorStore>, ApiError> {
     let store = owned_store(&state, caller.org_id, &id).await?;
     Ok(axum::Json(view(&state, store).await?))
 }
@@ -388,10 +440,11 @@ pub async fn show(
 pub struct StoreUpdate {
     name: Option<String>,
     description: Option<String>,
+    /// `null` removes the expiry.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<ExpiresAfter>)]
     expires_after: Option<Option<Value>>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Metadata>)]
     metadata: Option<Value>,
 }
 
@@ -435,13 +488,13 @@ pub async fn update_store(
 
 /// Modify a vector store's name, expiry or metadata.
 #[utoipa::path(post, path = "/v1/vector_stores/{id}", tag = "knowledge", request_body = StoreUpdate,
-    responses((status = 200, description = "OpenAI's vector store object"), (status = 400), (status = 401), (status = 404)))]
+    responses((status = 200, body = VectorStore), (status = 400), (status = 401), (status = 404)))]
 pub async fn update(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
     Path(id): Path<String>,
     Json(body): Json<StoreUpdate>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<VectorStore>, ApiError> {
     let store = owned_store(&state, caller.org_id, &id).await?;
     let store = update_store(&state, store, body).await?;
     Ok(axum::Json(view(&state, store).await?))
@@ -460,37 +513,36 @@ pub async fn delete_store(state: &AppState, store: &vector_store::Model) -> Resu
 
 /// Delete a vector store (the files stay).
 #[utoipa::path(delete, path = "/v1/vector_stores/{id}", tag = "knowledge",
-    responses((status = 200, description = "{id, object, deleted}"), (status = 401), (status = 404)))]
+    responses((status = 200, body = Deleted), (status = 401), (status = 404)))]
 pub async fn delete(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
     Path(id): Path<String>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<Deleted>, ApiError> {
     let store = owned_store(&state, caller.org_id, &id).await?;
     delete_store(&state, &store).await?;
-    Ok(axum::Json(json!({
-        "id": store_id(store.id), "object": "vector_store.deleted", "deleted": true,
-    })))
+    Ok(Deleted::new(store_id(store.id), "vector_store.deleted"))
 }
 
 #[derive(Deserialize, ToSchema)]
 pub struct NewStoreFile {
     file_id: String,
-    #[schema(value_type = Object)]
+    /// Up to 16 keys; strings, numbers or booleans.
+    #[schema(value_type = Option<Object>)]
     attributes: Option<Value>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<ChunkingStrategy>)]
     chunking_strategy: Option<Value>,
 }
 
 /// Add a file to a vector store (409 if it is there already); its ingest starts at once.
 #[utoipa::path(post, path = "/v1/vector_stores/{id}/files", tag = "knowledge", request_body = NewStoreFile,
-    responses((status = 200, description = "OpenAI's vector store file object"), (status = 400), (status = 401), (status = 404), (status = 409)))]
+    responses((status = 200, body = VectorStoreFile), (status = 400), (status = 401), (status = 404), (status = 409)))]
 pub async fn add(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
     Path(id): Path<String>,
     Json(body): Json<NewStoreFile>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<VectorStoreFile>, ApiError> {
     let store = owned_store(&state, caller.org_id, &id).await?;
     let file = super::files::owned_file(&state, caller.org_id, &body.file_id).await?;
     let strategy = chunking(body.chunking_strategy.as_ref())?;
@@ -521,13 +573,13 @@ async fn entry(
 
 /// List the files in a vector store (`filter` by status).
 #[utoipa::path(get, path = "/v1/vector_stores/{id}/files", tag = "knowledge", params(ListQuery),
-    responses((status = 200, description = "OpenAI's list of vector store files"), (status = 400), (status = 401), (status = 404)))]
+    responses((status = 200, body = CursorPage<VectorStoreFile>), (status = 400), (status = 401), (status = 404)))]
 pub async fn files(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
     Path(id): Path<String>,
     Query(query): Query<ListQuery>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<CursorPage<VectorStoreFile>>, ApiError> {
     let store = owned_store(&state, caller.org_id, &id).await?;
     if let Some(status) = &query.filter {
         if !["in_progress", "completed", "failed", "cancelled"].contains(&status.as_str()) {
@@ -545,36 +597,37 @@ pub async fn files(
     };
     let page = query.page(after)?;
     let entries = kb::store_files(state.db(), store.id, query.filter.as_deref(), &page).await?;
-    Ok(axum::Json(list_of(entries, &page, file_view)))
+    Ok(list_of(entries, &page, file_view))
 }
 
 /// A file in a vector store, with its ingest status.
 #[utoipa::path(get, path = "/v1/vector_stores/{id}/files/{file_id}", tag = "knowledge",
-    responses((status = 200, description = "OpenAI's vector store file object"), (status = 401), (status = 404)))]
+    responses((status = 200, body = VectorStoreFile), (status = 401), (status = 404)))]
 pub async fn file(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
     Path((id, file)): Path<(String, String)>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<VectorStoreFile>, ApiError> {
     let store = owned_store(&state, caller.org_id, &id).await?;
     Ok(axum::Json(file_view(entry(&state, &store, &file).await?)))
 }
 
 /// Remove a file from a vector store (the file stays; its chunks there go).
 #[utoipa::path(delete, path = "/v1/vector_stores/{id}/files/{file_id}", tag = "knowledge",
-    responses((status = 200, description = "{id, object, deleted}"), (status = 401), (status = 404)))]
+    responses((status = 200, body = Deleted), (status = 401), (status = 404)))]
 pub async fn remove(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
     Path((id, file)): Path<(String, String)>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<Deleted>, ApiError> {
     let store = owned_store(&state, caller.org_id, &id).await?;
     let entry = entry(&state, &store, &file).await?;
     cancel(&state, &entry).await?;
     kb::remove_store_file(state.db(), &entry).await?;
-    Ok(axum::Json(json!({
-        "id": file_id(entry.file_id), "object": "vector_store.file.deleted", "deleted": true,
-    })))
+    Ok(Deleted::new(
+        file_id(entry.file_id),
+        "vector_store.file.deleted",
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -584,14 +637,23 @@ pub struct CancelRequest {
     file_id: Option<String>,
 }
 
+/// A store after some of its ingests were cancelled.
+#[derive(Serialize, ToSchema)]
+pub struct Cancelled {
+    #[serde(flatten)]
+    store: VectorStore,
+    /// How many running ingests were stopped.
+    cancelled: u64,
+}
+
 /// Cancel a store's running ingests (or one file's).
 #[utoipa::path(post, path = "/v1/vector_stores/cancel", tag = "knowledge", request_body = CancelRequest,
-    responses((status = 200, description = "the store, and how many ingests were cancelled"), (status = 401), (status = 404)))]
+    responses((status = 200, body = Cancelled), (status = 401), (status = 404)))]
 pub async fn cancel_ingests(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
     Json(body): Json<CancelRequest>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<Cancelled>, ApiError> {
     let store = owned_store(&state, caller.org_id, &body.vector_store_id).await?;
     let entries = match &body.file_id {
         Some(file) => vec![entry(&state, &store, file).await?],
@@ -603,84 +665,166 @@ pub async fn cancel_ingests(
             cancelled += 1;
         }
     }
-    let mut result = view(&state, store).await?;
-    result["cancelled"] = json!(cancelled);
-    Ok(axum::Json(result))
+    Ok(axum::Json(Cancelled {
+        store: view(&state, store).await?,
+        cancelled,
+    }))
+}
+
+/// Per file of a store: its ingest, chunks and bytes (the seed's diagnostics).
+#[derive(Serialize, ToSchema)]
+pub struct FileDetail {
+    file_id: String,
+    /// Absent when the file itself was deleted.
+    filename: Option<String>,
+    bytes: Option<i64>,
+    /// `in_progress`, `completed`, `failed` or `cancelled`.
+    status: String,
+    /// The chunks in the store, and those its last finished ingest wrote: they differ only
+    /// while an ingest runs (or if something went wrong).
+    chunk_count: i64,
+    chunks_recorded: i32,
+    usage_bytes: i64,
+    #[schema(value_type = Option<LastError>)]
+    last_error: Option<Value>,
+    updated_at: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FileDetails {
+    /// Always `list`.
+    object: &'static str,
+    vector_store_id: String,
+    data: Vec<FileDetail>,
 }
 
 /// Per file of a store: status, chunks, bytes and last error (the seed's diagnostics).
 pub async fn details(
     state: &AppState,
     store: &vector_store::Model,
-) -> Result<Vec<Value>, ApiError> {
+) -> Result<Vec<FileDetail>, ApiError> {
     let entries = kb::all_store_files(state.db(), store.id).await?;
     let chunks = kb::chunk_counts(state.db(), store.id).await?;
     let mut out = Vec::with_capacity(entries.len());
     for e in entries {
         let f = kb::file(state.db(), store.org_id, e.file_id).await?;
-        out.push(json!({
-            "file_id": file_id(e.file_id),
-            "filename": f.as_ref().map(|f| f.filename.clone()),
-            "bytes": f.as_ref().map(|f| f.bytes),
-            "status": e.status,
-            // The chunks in the store, and those its last finished ingest wrote: they differ
-            // only while an ingest runs (or if something went wrong).
-            "chunk_count": chunks.get(&e.file_id).copied().unwrap_or(0),
-            "chunks_recorded": e.chunk_count,
-            "usage_bytes": e.usage_bytes,
-            "last_error": e.last_error,
-            "updated_at": e.updated_at.timestamp(),
-        }));
+        out.push(FileDetail {
+            file_id: file_id(e.file_id),
+            filename: f.as_ref().map(|f| f.filename.clone()),
+            bytes: f.as_ref().map(|f| f.bytes),
+            status: e.status,
+            chunk_count: chunks.get(&e.file_id).copied().unwrap_or(0),
+            chunks_recorded: e.chunk_count,
+            usage_bytes: e.usage_bytes,
+            last_error: e.last_error,
+            updated_at: e.updated_at.timestamp(),
+        });
     }
     Ok(out)
 }
 
 /// Each file of a store with its ingest status, chunk count, bytes and last error.
 #[utoipa::path(get, path = "/v1/vector_stores/{id}/file-details", tag = "knowledge",
-    responses((status = 200, description = "a list of per-file details"), (status = 401), (status = 404)))]
+    responses((status = 200, body = FileDetails), (status = 401), (status = 404)))]
 pub async fn file_details(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
     Path(id): Path<String>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<FileDetails>, ApiError> {
     let store = owned_store(&state, caller.org_id, &id).await?;
     let data = details(&state, &store).await?;
-    Ok(axum::Json(json!({
-        "object": "list", "vector_store_id": store_id(store.id), "data": data,
-    })))
+    Ok(axum::Json(FileDetails {
+        object: "list",
+        vector_store_id: store_id(store.id),
+        data,
+    }))
+}
+
+/// A vector store in brief.
+#[derive(Serialize, ToSchema)]
+pub struct StoreBrief {
+    id: String,
+    name: String,
+    /// As the store's.
+    status: &'static str,
+    file_counts: FileCounts,
+    usage_bytes: i64,
+    embedding_model: Option<String>,
+    dimensions: Option<i32>,
 }
 
 /// The account's vector stores in brief, as the seed's collections.
 #[utoipa::path(get, path = "/v1/user-collections", tag = "knowledge",
-    responses((status = 200, description = "the account's vector stores, in brief"), (status = 401)))]
+    responses((status = 200, body = List<StoreBrief>), (status = 401)))]
 pub async fn user_collections(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<List<StoreBrief>>, ApiError> {
     let stores = kb::all_stores(state.db(), caller.org_id).await?;
     let mut data = Vec::with_capacity(stores.len());
     for s in stores {
         let v = view(&state, s).await?;
-        data.push(json!({
-            "id": v["id"], "name": v["name"], "status": v["status"],
-            "file_counts": v["file_counts"], "usage_bytes": v["usage_bytes"],
-            "embedding_model": v["embedding_model"], "dimensions": v["dimensions"],
-        }));
+        data.push(StoreBrief {
+            id: v.id,
+            name: v.name,
+            status: v.status,
+            file_counts: v.file_counts,
+            usage_bytes: v.usage_bytes,
+            embedding_model: v.embedding_model,
+            dimensions: v.dimensions,
+        });
     }
-    Ok(axum::Json(json!({ "object": "list", "data": data })))
+    Ok(list(data))
 }
 
 #[derive(Deserialize, ToSchema)]
 pub struct SearchRequest {
-    /// A string, or an array of them.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Queries)]
     query: Value,
-    /// 1 to 50 (default 10).
+    #[schema(minimum = 1, maximum = 50)]
     max_num_results: Option<u64>,
-    #[schema(value_type = Object)]
+    /// An attribute filter: `{"type": "eq", "key", "value"}` (eq, ne, gt, gte, lt, lte, in,
+    /// nin) or `{"type": "and"|"or", "filters": [...]}`.
+    #[schema(value_type = Option<Object>)]
     filters: Option<Value>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<RankingOptions>)]
     ranking_options: Option<Value>,
+}
+
+/// `{"score_threshold": 0 to 1}`: hits scoring lower are left out.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct RankingOptions {
+    #[schema(minimum = 0.0, maximum = 1.0)]
+    score_threshold: Option<f64>,
+}
+
+/// OpenAI's search results page (one page: every hit that made the cut).
+#[derive(Serialize, ToSchema)]
+pub struct SearchResults {
+    /// Always `vector_store.search_results.page`.
+    object: &'static str,
+    search_query: Vec<String>,
+    data: Vec<SearchHit>,
+    has_more: bool,
+    next_page: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SearchHit {
+    file_id: String,
+    filename: String,
+    score: f32,
+    #[schema(value_type = Object)]
+    attributes: Value,
+    content: Vec<TextContent>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TextContent {
+    /// Always `text`.
+    r#type: &'static str,
+    text: String,
 }
 
 /// A search hit, with what OpenAI reports for it.
@@ -778,13 +922,13 @@ pub fn queries(query: &Value) -> Result<Vec<String>, ApiError> {
 
 /// Search a vector store (OpenAI's shape: query, max_num_results, filters, ranking_options).
 #[utoipa::path(post, path = "/v1/vector_stores/{id}/search", tag = "knowledge", request_body = SearchRequest,
-    responses((status = 200, description = "OpenAI's search results page"), (status = 400), (status = 401), (status = 404)))]
+    responses((status = 200, body = SearchResults), (status = 400), (status = 401), (status = 404)))]
 pub async fn search(
     State(state): State<AppState>,
     OrgAuth(caller): OrgAuth,
     Path(id): Path<String>,
     Json(body): Json<SearchRequest>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<SearchResults>, ApiError> {
     let store = owned_store(&state, caller.org_id, &id).await?;
     let queries = queries(&body.query)?;
     let limit = body.max_num_results.unwrap_or(10);
@@ -816,20 +960,24 @@ pub async fn search(
     )
     .await?;
     metrics::histogram!("squadron_search_seconds").record(started.elapsed().as_secs_f64());
-    let data: Vec<Value> = found
+    let data = found
         .into_iter()
-        .map(|f| {
-            json!({
-                "file_id": file_id(f.file_id), "filename": f.filename, "score": f.score,
-                "attributes": f.attributes, "content": [{ "type": "text", "text": f.text }],
-            })
+        .map(|f| SearchHit {
+            file_id: file_id(f.file_id),
+            filename: f.filename,
+            score: f.score,
+            attributes: f.attributes,
+            content: vec![TextContent {
+                r#type: "text",
+                text: f.text,
+            }],
         })
         .collect();
-    Ok(axum::Json(json!({
-        "object": "vector_store.search_results.page",
-        "search_query": queries,
-        "data": data,
-        "has_more": false,
-        "next_page": null,
-    })))
+    Ok(axum::Json(SearchResults {
+        object: "vector_store.search_results.page",
+        search_query: queries,
+        data,
+        has_more: false,
+        next_page: None,
+    }))
 }

@@ -1,5 +1,7 @@
 //! Squad-wide views: the agents with their presence, the Kanban board, the activity feed.
 
+use std::collections::BTreeMap;
+
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use squadron_actors::domain::TaskStatus;
@@ -20,10 +22,16 @@ pub struct SquadAgentView {
     name: String,
     role: String,
     status: String,
-    #[schema(value_type = Option<Object>)]
-    current_task: Option<serde_json::Value>,
+    current_task: Option<CurrentTask>,
     last_heartbeat_at: Option<chrono::DateTime<chrono::Utc>>,
     heartbeat_interval_secs: i32,
+}
+
+/// The task an agent said it works on.
+#[derive(Serialize, ToSchema)]
+pub struct CurrentTask {
+    id: Uuid,
+    title: String,
 }
 
 /// The squad's agents, with status, current task and last heartbeat (presence not yet
@@ -45,9 +53,9 @@ pub async fn agents(
         agents
             .into_iter()
             .map(|a| SquadAgentView {
-                current_task: a.current_task_id.and_then(|id| {
-                    title(id).map(|title| serde_json::json!({ "id": id, "title": title }))
-                }),
+                current_task: a
+                    .current_task_id
+                    .and_then(|id| title(id).map(|title| CurrentTask { id, title })),
                 id: a.id,
                 name: a.name,
                 role: a.role,
@@ -69,19 +77,19 @@ pub struct BoardQuery {
 
 /// The Kanban board: one list per status, each in position order, each up to `limit` cards.
 #[utoipa::path(get, path = "/api/squad/tasks", tag = "squad", params(BoardQuery),
-    responses((status = 200, body = Data<Object>), (status = 400), (status = 401)))]
+    responses((status = 200, body = Data<BTreeMap<String, Vec<TaskView>>>), (status = 400), (status = 401)))]
 pub async fn tasks(
     State(state): State<AppState>,
     SquadCaller(caller): SquadCaller,
     Query(query): Query<BoardQuery>,
-) -> Result<axum::Json<Data<serde_json::Map<String, serde_json::Value>>>, ApiError> {
+) -> Result<axum::Json<Data<BTreeMap<String, Vec<TaskView>>>>, ApiError> {
     let window = PageQuery {
         limit: query.limit,
         offset: None,
     }
     .window(100, 500)?;
-    let mut board = serde_json::Map::new();
-    let mut totals = std::collections::BTreeMap::new();
+    let mut board = BTreeMap::new();
+    let mut totals = BTreeMap::new();
     for status in TaskStatus::ALL {
         let filter = TaskFilter {
             status: Some(status.as_str().to_owned()),
@@ -95,10 +103,7 @@ pub async fn tasks(
             .into_iter()
             .map(|t| TaskView::new(t, &assignees))
             .collect();
-        board.insert(
-            status.as_str().to_owned(),
-            serde_json::to_value(column).map_err(anyhow::Error::from)?,
-        );
+        board.insert(status.as_str().to_owned(), column);
         totals.insert(status.as_str().to_owned(), total);
     }
     let axum::Json(mut reply) = data(board);

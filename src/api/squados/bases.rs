@@ -19,7 +19,7 @@ use crate::api::knowledge::vector_stores::{
     self as stores, add_file, create_store, delete_store, search_store, update_store, NewEntry,
     NewStore, StoreUpdate,
 };
-use crate::api::knowledge::{file_id, store_id};
+use crate::api::knowledge::{file_id, FileCounts, LastError, Metadata};
 use crate::auth::OrgAuth;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -38,19 +38,16 @@ pub struct BaseView {
     status: String,
     embedding_model: Option<String>,
     dimensions: Option<i32>,
-    #[schema(value_type = Object)]
-    file_counts: Value,
+    file_counts: FileCounts,
     usage_bytes: i64,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Metadata)]
     metadata: Value,
     created_at: DateTime<Utc>,
     last_active_at: DateTime<Utc>,
 }
 
-fn at(secs: &Value) -> DateTime<Utc> {
-    Utc.timestamp_opt(secs.as_i64().unwrap_or(0), 0)
-        .single()
-        .unwrap_or_default()
+fn at(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(secs, 0).single().unwrap_or_default()
 }
 
 async fn base_view(
@@ -61,17 +58,17 @@ async fn base_view(
     let v = stores::view(state, store).await?;
     Ok(BaseView {
         id,
-        vector_store_id: store_id(id),
-        name: v["name"].as_str().unwrap_or_default().to_owned(),
-        description: v["description"].as_str().unwrap_or_default().to_owned(),
-        status: v["status"].as_str().unwrap_or_default().to_owned(),
-        embedding_model: v["embedding_model"].as_str().map(str::to_owned),
-        dimensions: v["dimensions"].as_i64().map(|d| d as i32),
-        file_counts: v["file_counts"].clone(),
-        usage_bytes: v["usage_bytes"].as_i64().unwrap_or(0),
-        metadata: v["metadata"].clone(),
-        created_at: at(&v["created_at"]),
-        last_active_at: at(&v["last_active_at"]),
+        vector_store_id: v.id,
+        name: v.name,
+        description: v.description,
+        status: v.status.to_owned(),
+        embedding_model: v.embedding_model,
+        dimensions: v.dimensions,
+        file_counts: v.file_counts,
+        usage_bytes: v.usage_bytes,
+        metadata: v.metadata,
+        created_at: at(v.created_at),
+        last_active_at: at(v.last_active_at),
     })
 }
 
@@ -87,7 +84,7 @@ pub struct ItemView {
     /// `in_progress`, `completed`, `failed` or `cancelled`.
     status: String,
     chunk_count: i32,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<LastError>)]
     last_error: Option<Value>,
     #[schema(value_type = Object)]
     metadata: Value,
@@ -170,7 +167,7 @@ pub struct NewBase {
     description: Option<String>,
     /// One of the account's embedding models (default: its first).
     embedding_model: Option<String>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Metadata>)]
     metadata: Option<Value>,
 }
 
@@ -279,7 +276,7 @@ pub struct NewItem {
     title: Option<String>,
     content: Option<String>,
     file_id: Option<String>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
 }
 
@@ -371,7 +368,7 @@ pub struct ItemUpdate {
     title: Option<String>,
     /// A text item's new text: it is ingested again.
     content: Option<String>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
 }
 
