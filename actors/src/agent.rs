@@ -3,12 +3,13 @@
 //! and hands out a notification until, and never after, the agent acknowledges it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::json;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::domain::AgentStatus;
@@ -64,7 +65,7 @@ pub enum AgentMsg {
     /// The agent's spec or SOUL.md changed.
     Updated(Box<agent::Model>),
     CheckStale,
-    #[cfg(feature = "test-hooks")]
+    #[cfg(any(test, feature = "test-hooks"))]
     Panic,
 }
 
@@ -75,13 +76,27 @@ pub struct AgentState {
     pending: Vec<notification::Model>,
     /// When the last heartbeat arrived (by this process's clock).
     last_beat: Instant,
+    /// Sends [`AgentMsg::CheckStale`] four times an interval; re-armed when the interval changes.
     stale_timer: JoinHandle<()>,
     _alive: Alive,
 }
 
+/// An agent's heartbeat interval.
+fn interval_of(agent: &agent::Model) -> Duration {
+    Duration::from_secs(agent.heartbeat_interval_secs.max(1) as u64)
+}
+
+/// The timer of the staleness check: four times an interval, so an agent is marked offline
+/// between 1.5 and 1.75 intervals after its last heartbeat.
+fn stale_timer(myself: &ActorRef<AgentMsg>, interval: Duration) -> JoinHandle<()> {
+    myself.send_interval((interval / 4).max(Duration::from_millis(100)), || {
+        AgentMsg::CheckStale
+    })
+}
+
 impl AgentState {
     fn interval(&self) -> Duration {
-        Duration::from_secs(self.agent.heartbeat_interval_secs.max(1) as u64)
+        interval_of(&self.agent)
     }
 
     fn status(&self) -> AgentStatus {
@@ -239,11 +254,7 @@ impl Actor for AgentActor {
         let last_beat = Instant::now()
             .checked_sub(since_beat)
             .unwrap_or_else(Instant::now);
-        let interval = Duration::from_secs(agent.heartbeat_interval_secs.max(1) as u64);
-        let stale_timer = myself
-            .send_interval((interval / 4).max(Duration::from_millis(100)), || {
-                AgentMsg::CheckStale
-            });
+        let stale_timer = stale_timer(&myself, interval_of(&agent));
         args.shared.agents.insert(agent.id, myself.clone());
         Ok(AgentState {
             shared: args.shared.clone(),
@@ -271,7 +282,7 @@ impl Actor for AgentActor {
 
     async fn handle(
         &self,
-        _myself: ActorRef<AgentMsg>,
+        myself: ActorRef<AgentMsg>,
         msg: AgentMsg,
         state: &mut AgentState,
     ) -> Result<(), ActorProcessingErr> {
@@ -296,7 +307,12 @@ impl Actor for AgentActor {
                 agent.status = state.agent.status.clone();
                 agent.last_heartbeat_at = state.agent.last_heartbeat_at;
                 agent.current_task_id = state.agent.current_task_id;
+                let rearm = interval_of(&agent) != state.interval();
                 state.agent = agent;
+                if rearm {
+                    state.stale_timer.abort();
+                    state.stale_timer = stale_timer(&myself, state.interval());
+                }
             }
             AgentMsg::CheckStale => {
                 let limit = state.interval().mul_f64(1.5);
@@ -305,7 +321,7 @@ impl Actor for AgentActor {
                     state.record_presence();
                 }
             }
-            #[cfg(feature = "test-hooks")]
+            #[cfg(any(test, feature = "test-hooks"))]
             AgentMsg::Panic => panic!("test hook: agent {} panics", state.agent.id),
         }
         Ok(())

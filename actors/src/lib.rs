@@ -6,11 +6,15 @@ pub mod domain;
 pub mod knowledge;
 pub mod live;
 pub mod presence;
+pub mod restarts;
 pub mod root;
 pub mod secrets;
 pub mod squad;
 pub mod store;
 pub mod tools;
+
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;

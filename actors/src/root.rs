@@ -7,20 +7,15 @@
 //! wants to stop idle asks the root, which takes it out of the registry and waits for it (and
 //! its agents) to finish what they hold before anyone may spawn its successor.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use uuid::Uuid;
 
+use crate::restarts::RestartBudget;
 use crate::squad::{SquadActor, SquadArgs, SquadMsg};
 use crate::{usable, Alive, CoreError, Registry, Shared};
-
-/// More panics than this within [`RESTART_WINDOW`] and a squad is left stopped until the next
-/// request for it, rather than restarted in a tight loop.
-const MAX_RESTARTS: usize = 5;
-const RESTART_WINDOW: Duration = Duration::from_secs(60);
 
 pub struct Root;
 
@@ -35,7 +30,7 @@ pub struct RootState {
     shared: Arc<Shared>,
     registry: Arc<Registry>,
     squad_of: HashMap<ActorId, Uuid>,
-    restarts: HashMap<Uuid, VecDeque<Instant>>,
+    restarts: RestartBudget<Uuid>,
     _alive: Alive,
 }
 
@@ -92,15 +87,6 @@ impl RootState {
             .remove_if(&squad_id, |_, a| a.get_id() == actor.get_id());
         Some(squad_id)
     }
-
-    /// Records a restart and says whether the squad is still within its budget.
-    fn may_restart(&mut self, squad_id: Uuid) -> bool {
-        let now = Instant::now();
-        let recent = self.restarts.entry(squad_id).or_default();
-        recent.retain(|t| now.duration_since(*t) < RESTART_WINDOW);
-        recent.push_back(now);
-        recent.len() <= MAX_RESTARTS
-    }
 }
 
 impl Actor for Root {
@@ -117,7 +103,7 @@ impl Actor for Root {
             shared,
             registry,
             squad_of: HashMap::new(),
-            restarts: HashMap::new(),
+            restarts: RestartBudget::default(),
             _alive: Alive::new("root"),
         })
     }
@@ -151,7 +137,7 @@ impl Actor for Root {
                 };
                 metrics::counter!("squadron_actor_restarts_total", "kind" => "squad").increment(1);
                 tracing::error!(%squad_id, error = %err, "squad actor failed; restarting it");
-                if state.may_restart(squad_id) {
+                if state.restarts.allows(squad_id) {
                     if let Err(err) = state.spawn_squad(&myself, squad_id).await {
                         tracing::error!(%squad_id, error = %err, "squad actor did not come back");
                     }

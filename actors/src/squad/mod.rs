@@ -8,12 +8,12 @@ mod members;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Instant;
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use sea_orm::{DatabaseTransaction, DbErr};
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use uuid::Uuid;
 
 pub use board::{NewTask, TaskPatch};
@@ -23,6 +23,7 @@ pub use members::{AgentPatch, SetupResult};
 use crate::agent::{AgentActor, AgentArgs, AgentMsg};
 use crate::domain::{AgentSpec, AgentStatus};
 use crate::live::LiveEvent;
+use crate::restarts::RestartBudget;
 use crate::root::RootMsg;
 use crate::store::entity::{
     agent, comment, document, event, notification, squad, task, watch_item,
@@ -139,9 +140,9 @@ pub enum SquadMsg {
     Agent(Uuid, RpcReplyPort<Option<ActorRef<AgentMsg>>>),
     /// Sent by the actor's own timer: stop if nothing happened for a while.
     IdleCheck,
-    #[cfg(feature = "test-hooks")]
+    #[cfg(any(test, feature = "test-hooks"))]
     Panic,
-    #[cfg(feature = "test-hooks")]
+    #[cfg(any(test, feature = "test-hooks"))]
     PanicAgent(Uuid),
     /// Records `n` events of so many filler bytes at once, to drive a subscriber past its
     /// buffer.
@@ -174,6 +175,8 @@ pub struct SquadState {
     online: HashSet<Uuid>,
     last_active: Instant,
     idle_timer: Option<JoinHandle<()>>,
+    /// Agents that failed lately: one failing again and again is left stopped.
+    restarts: RestartBudget<Uuid>,
     /// Commits still to fail with an injected serialization failure (test hook).
     #[cfg(feature = "test-hooks")]
     failing_commits: u32,
@@ -209,6 +212,31 @@ impl SquadState {
         self.agent_of.insert(actor.get_id(), agent_id);
         self.agents.insert(agent_id, actor);
         Ok(())
+    }
+
+    /// The agent's running actor. One left stopped (it kept failing, or did not come back)
+    /// is started again now that someone asks for it; `None` if it is not this squad's.
+    async fn agent(
+        &mut self,
+        myself: &ActorRef<SquadMsg>,
+        agent_id: Uuid,
+    ) -> Option<ActorRef<AgentMsg>> {
+        if let Some(actor) = self.agents.get(&agent_id) {
+            return Some(actor.clone());
+        }
+        let agent = match store::squads::agent(&self.shared.db, agent_id).await {
+            Ok(Some(agent)) if agent.squad_id == self.squad.id => agent,
+            Ok(_) => return None,
+            Err(err) => {
+                tracing::error!(%agent_id, error = %err, "could not load an agent to start it");
+                return None;
+            }
+        };
+        if let Err(err) = self.spawn_agent(myself, agent_id, Some(agent)).await {
+            tracing::error!(%agent_id, error = %err, "agent actor did not start");
+            return None;
+        }
+        self.agents.get(&agent_id).cloned()
     }
 
     /// Stores `events` with the next sequence numbers inside `txn`, commits, then publishes.
@@ -340,6 +368,7 @@ impl Actor for SquadActor {
                 .collect(),
             last_active: Instant::now(),
             idle_timer,
+            restarts: RestartBudget::default(),
             #[cfg(feature = "test-hooks")]
             failing_commits: 0,
             _alive: Alive::new("squad"),
@@ -464,7 +493,7 @@ impl Actor for SquadActor {
                 });
             }
             SquadMsg::Agent(agent_id, reply) => {
-                let _ = reply.send(state.agents.get(&agent_id).cloned());
+                let _ = reply.send(state.agent(&myself, agent_id).await);
             }
             SquadMsg::IdleCheck => {
                 let idle_after = state.shared.settings.idle_after;
@@ -475,9 +504,9 @@ impl Actor for SquadActor {
                         .cast(RootMsg::Idle(state.squad.id, myself.clone()));
                 }
             }
-            #[cfg(feature = "test-hooks")]
+            #[cfg(any(test, feature = "test-hooks"))]
             SquadMsg::Panic => panic!("test hook: squad {} panics", state.squad.id),
-            #[cfg(feature = "test-hooks")]
+            #[cfg(any(test, feature = "test-hooks"))]
             SquadMsg::PanicAgent(agent_id) => {
                 if let Some(agent) = state.agents.get(&agent_id) {
                     let _ = agent.cast(AgentMsg::Panic);
@@ -512,6 +541,10 @@ impl Actor for SquadActor {
                 state.agents.remove(&agent_id);
                 metrics::counter!("squadron_actor_restarts_total", "kind" => "agent").increment(1);
                 tracing::error!(%agent_id, error = %err, "agent actor failed; restarting it");
+                if !state.restarts.allows(agent_id) {
+                    tracing::error!(%agent_id, "agent actor keeps failing; left stopped until next use");
+                    return Ok(());
+                }
                 // Reloaded from the store: `initial` is None.
                 if let Err(err) = state.spawn_agent(&myself, agent_id, None).await {
                     tracing::error!(%agent_id, error = %err, "agent actor did not come back");
