@@ -218,7 +218,7 @@ pub fn build(state: AppState) -> Router {
         .unwrap_or(usize::MAX)
         .saturating_add(64 * 1024);
 
-    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(public)
         .merge(guarded(&state, config.body_limit_api, mission_control))
         .merge(guarded(&state, config.body_limit_gateway, squados))
@@ -226,7 +226,6 @@ pub fn build(state: AppState) -> Router {
         .merge(guarded(&state, config.body_limit_gateway, knowledge))
         .merge(guarded(&state, upload_limit, uploads))
         .split_for_parts();
-    let mut openapi = openapi;
     document_common_responses(&mut openapi);
     let openapi = Arc::new(openapi);
     let schema = move || {

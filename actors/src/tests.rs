@@ -94,6 +94,23 @@ impl Squad {
             .unwrap();
     }
 
+    /// Heartbeats `status` on a paused clock, then checks the agent still shows it at 1.49
+    /// `interval`s and is offline at 1.76: the check runs four times an interval.
+    async fn goes_offline_on_time(&self, status: AgentStatus, interval: Duration) {
+        tokio::time::pause();
+        self.heartbeat(status).await;
+        let beat = Instant::now();
+        sleep_until(beat + interval.mul_f64(1.49)).await;
+        assert_eq!(self.status().await, status, "at 1.49 intervals");
+        sleep_until(beat + interval.mul_f64(1.76)).await;
+        assert_eq!(
+            self.status().await,
+            AgentStatus::Offline,
+            "at 1.76 intervals"
+        );
+        tokio::time::resume();
+    }
+
     /// The agent's running actor, if any, without starting one.
     fn running_agent(&self) -> Option<String> {
         let actor = self.core.shared.agents.get(&self.agent_id)?;
@@ -136,23 +153,9 @@ async fn an_agent_goes_offline_after_one_and_a_half_intervals() {
         AgentStatus::Offline,
         "new agents start offline"
     );
-    tokio::time::pause();
-    squad.heartbeat(AgentStatus::Active).await;
-    let beat = Instant::now();
-    sleep_until(beat + Duration::from_millis(14_900)).await;
-    assert_eq!(
-        squad.status().await,
-        AgentStatus::Active,
-        "at 1.49 intervals"
-    );
-    // The check runs four times an interval: offline by 1.75 intervals.
-    sleep_until(beat + Duration::from_millis(17_600)).await;
-    assert_eq!(
-        squad.status().await,
-        AgentStatus::Offline,
-        "at 1.76 intervals"
-    );
-    tokio::time::resume();
+    squad
+        .goes_offline_on_time(AgentStatus::Active, Duration::from_secs(10))
+        .await;
 }
 
 #[tokio::test]
@@ -174,22 +177,9 @@ async fn an_agent_whose_interval_changes_is_checked_on_the_new_one() {
         .await
         .unwrap()
         .unwrap();
-    tokio::time::pause();
-    squad.heartbeat(AgentStatus::Busy).await;
-    let beat = Instant::now();
-    sleep_until(beat + Duration::from_millis(11_900)).await;
-    assert_eq!(
-        squad.status().await,
-        AgentStatus::Busy,
-        "at 1.49 new intervals"
-    );
-    sleep_until(beat + Duration::from_millis(14_100)).await;
-    assert_eq!(
-        squad.status().await,
-        AgentStatus::Offline,
-        "at 1.76 new intervals"
-    );
-    tokio::time::resume();
+    squad
+        .goes_offline_on_time(AgentStatus::Busy, Duration::from_secs(8))
+        .await;
 }
 
 #[tokio::test]
@@ -265,6 +255,11 @@ async fn an_agent_that_keeps_panicking_is_left_stopped_until_it_is_asked_for() {
         })
         .await;
     assert!(squad.running_agent().is_none());
+    assert_eq!(
+        squad.stats().await.agents_online,
+        0,
+        "a stopped agent does not keep its squad up"
+    );
 
     // A request for it starts it again.
     squad.heartbeat(AgentStatus::Active).await;

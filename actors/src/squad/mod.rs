@@ -543,6 +543,8 @@ impl Actor for SquadActor {
                 tracing::error!(%agent_id, error = %err, "agent actor failed; restarting it");
                 if !state.restarts.allows(agent_id) {
                     tracing::error!(%agent_id, "agent actor keeps failing; left stopped until next use");
+                    // No staleness check runs for it now: it must not keep the squad up.
+                    state.online.remove(&agent_id);
                     return Ok(());
                 }
                 // Reloaded from the store: `initial` is None.

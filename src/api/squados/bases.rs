@@ -3,7 +3,7 @@
 //! or names an uploaded file; changing its text ingests it again.
 
 use axum::extract::State;
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use squadron_actors::knowledge::KnowledgeMsg;
@@ -46,15 +46,16 @@ pub struct BaseView {
     last_active_at: DateTime<Utc>,
 }
 
-fn at(secs: i64) -> DateTime<Utc> {
-    Utc.timestamp_opt(secs, 0).single().unwrap_or_default()
-}
-
 async fn base_view(
     state: &AppState,
     store: squadron_actors::store::entity::vector_store::Model,
 ) -> Result<BaseView, ApiError> {
-    let id = store.id;
+    // In whole seconds, as the store's OpenAI view has them.
+    let (id, created_at, last_active_at) = (
+        store.id,
+        store.created_at.trunc_subsecs(0),
+        store.last_active_at.trunc_subsecs(0),
+    );
     let v = stores::view(state, store).await?;
     Ok(BaseView {
         id,
@@ -67,8 +68,8 @@ async fn base_view(
         file_counts: v.file_counts,
         usage_bytes: v.usage_bytes,
         metadata: v.metadata,
-        created_at: at(v.created_at),
-        last_active_at: at(v.last_active_at),
+        created_at,
+        last_active_at,
     })
 }
 
