@@ -104,6 +104,7 @@ const SQUADRON_MODEL: &str = "bench";
 const UPSTREAM_KEY: &str = "sk-x";
 
 fn main() -> ExitCode {
+    squadron_actors::tls::install();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if !args.iter().any(|a| a == "--bench") {
         println!("gateway is a load benchmark: run it with `cargo bench --bench gateway`");

@@ -128,6 +128,7 @@ const UPSTREAM_KEY: &str = "sk-x";
 const STEP_TIMEOUT: Duration = Duration::from_secs(600);
 
 fn main() -> ExitCode {
+    squadron_actors::tls::install();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if !args.iter().any(|a| a == "--bench") {
         println!("knowledge is a benchmark: run it with `cargo bench --bench knowledge`");

@@ -75,6 +75,7 @@ const CLIENT_WS_READ_BUFFER: usize = 8 * 1024;
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn main() -> ExitCode {
+    squadron_actors::tls::install();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if !args.iter().any(|a| a == "--bench") {
         println!("mission_control is a load benchmark: run it with `cargo bench --bench mission_control`");

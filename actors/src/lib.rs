@@ -11,6 +11,7 @@ pub mod root;
 pub mod secrets;
 pub mod squad;
 pub mod store;
+pub mod tls;
 pub mod tools;
 
 #[cfg(test)]

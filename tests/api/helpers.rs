@@ -198,11 +198,17 @@ pub async fn start(db: TestDb, admin: Option<String>, tweak: impl FnOnce(&mut Co
         addr,
         admin,
         config,
-        client: reqwest::Client::new(),
+        client: client(),
         db: Some(db),
         stop: Some(stop),
         serving: Some(serving),
     }
+}
+
+/// The tests' HTTP client (rustls's crypto provider installed first, as the server does).
+pub fn client() -> reqwest::Client {
+    squadron_actors::tls::install();
+    reqwest::Client::new()
 }
 
 impl TestApp {
@@ -212,7 +218,7 @@ impl TestApp {
             addr,
             admin: admin.to_owned(),
             config: Config::defaults(),
-            client: reqwest::Client::new(),
+            client: client(),
             db: None,
             stop: None,
             serving: None,
