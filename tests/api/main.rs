@@ -1,6 +1,7 @@
 //! End-to-end tests: each starts a real server in-process and talks HTTP, WebSocket and SSE.
 
 mod actors;
+mod architecture;
 mod auth_hardening;
 mod conformance;
 mod dashboard;
