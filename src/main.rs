@@ -5,7 +5,6 @@ use squadron_actors::store::tokens::{Role, TokenFormat};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    squadron_actors::tls::install();
     let Cli { command, config } = Cli::parse();
     telemetry::init(config.log_format);
     match command.unwrap_or(Command::Serve) {

@@ -71,7 +71,6 @@ pub struct Outbound {
 
 impl Outbound {
     pub fn new(config: &Config) -> anyhow::Result<Outbound> {
-        squadron_actors::tls::install();
         let read_timeout = Duration::from_secs(config.upstream_timeout_secs.max(1));
         let builder = || {
             reqwest::Client::builder()

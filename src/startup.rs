@@ -122,6 +122,8 @@ fn secret_key(config: &Config) -> anyhow::Result<[u8; 32]> {
 }
 
 pub async fn build(config: Config) -> anyhow::Result<Server> {
+    // Before any client is made: the outbound ones, the object store's, MCP servers'.
+    squadron_actors::tls::install();
     let sealer = Sealer::new(secret_key(&config)?);
     let outbound = Arc::new(
         crate::outbound::Outbound::new(&config).context("building the outward HTTP clients")?,

@@ -1,7 +1,7 @@
 //! The process's one TLS crypto provider: ring. Every HTTPS client the server builds (the
 //! gateway's, MCP servers', the object store's) asks rustls for the process default, and
-//! panics if none was installed, so [`install`] runs before any client is built: at start,
-//! and where a server or a client is made.
+//! panics if none was installed, so [`install`] runs first thing in `startup::build`, and in
+//! test and benchmark programs before their own clients.
 
 use std::sync::Once;
 
