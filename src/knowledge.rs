@@ -1,7 +1,8 @@
 //! What the knowledge actors need from the server: the object store that holds uploaded
-//! files, and embeddings from the account's models through the gateway's providers.
+//! files, and embeddings from the account's models through the gateway service (the actors'
+//! [`Embedder`] trait, implemented here without the HTTP layer).
 
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::Arc;
 
 use anyhow::Context;
 use futures::future::BoxFuture;
@@ -10,10 +11,10 @@ use squadron_actors::knowledge::{EmbedError, Embedder};
 use squadron_actors::store::gateway;
 use uuid::Uuid;
 
-use crate::api::gateway::embeddings::{embed_unchecked, wrong_dimensions};
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::state::{App, AppState};
+use crate::gateway::embeddings::wrong_dimensions;
+use crate::gateway::Gateway;
 
 /// The object store named by `--object-store` (`s3://bucket/prefix` with the usual `AWS_*`
 /// variables, or `file:///path`), or a directory in the data directory.
@@ -40,16 +41,15 @@ pub fn objects(config: &Config) -> anyhow::Result<Arc<dyn ObjectStore>> {
     )))
 }
 
-/// Embeds through the server's gateway; it holds the server weakly (the server holds the
-/// actors that hold it), set once the server is built.
-#[derive(Default, Clone)]
+/// Embeds through the gateway service, as `/v1/embeddings` does.
+#[derive(Clone)]
 pub struct GatewayEmbedder {
-    app: Arc<OnceLock<Weak<App>>>,
+    gateway: Arc<Gateway>,
 }
 
 impl GatewayEmbedder {
-    pub fn attach(&self, state: &AppState) {
-        let _ = self.app.set(Arc::downgrade(&state.0));
+    pub fn new(gateway: Arc<Gateway>) -> GatewayEmbedder {
+        GatewayEmbedder { gateway }
     }
 }
 
@@ -61,19 +61,15 @@ impl Embedder for GatewayEmbedder {
         texts: Vec<String>,
     ) -> BoxFuture<'_, Result<Vec<Vec<f32>>, EmbedError>> {
         Box::pin(async move {
-            let app = self
-                .app
-                .get()
-                .and_then(Weak::upgrade)
-                .ok_or_else(|| EmbedError::Retryable("the server is not running".into()))?;
-            let state = AppState(app);
-            let model = gateway::model_by_id(state.db(), org_id, model_id)
+            let model = gateway::model_by_id(self.gateway.db(), org_id, model_id)
                 .await
                 .map_err(|e| EmbedError::Retryable(e.to_string()))?
                 .ok_or_else(|| {
                     EmbedError::Fatal("the store's embedding model was deleted".into())
                 })?;
-            let (provider, vectors) = embed_unchecked(&state, org_id, &model, texts)
+            let (provider, vectors) = self
+                .gateway
+                .embed_unchecked(org_id, &model, texts)
                 .await
                 .map_err(|err| match err {
                     ApiError::Upstream {

@@ -4,9 +4,12 @@
 
 pub mod api;
 pub mod auth;
+pub mod caches;
 pub mod config;
+pub mod credentials;
 pub mod directory;
 pub mod error;
+pub mod gateway;
 pub mod knowledge;
 pub mod live;
 pub mod metrics;
@@ -17,6 +20,7 @@ pub mod serve;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod turn;
 pub mod usage;
 
 /// mimalloc, not glibc's malloc: a request's buffers are often freed on another worker thread

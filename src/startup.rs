@@ -21,12 +21,11 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::TokenAuth;
+use crate::caches::Caches;
 use crate::config::Config;
 use crate::directory::Directory;
+use crate::gateway::Gateway;
 use crate::knowledge::GatewayEmbedder;
-use crate::live::streams::Streams;
-use crate::live::tickets::Tickets;
 use crate::ratelimit::RateLimits;
 use crate::state::{App, AppState};
 use crate::usage::Usage;
@@ -141,11 +140,17 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         .await
         .context("starting actors")?;
     let objects = crate::knowledge::objects(&config)?;
-    let embedder = GatewayEmbedder::default();
     let shutdown = CancellationToken::new();
+    let caches = Caches::new(&config, shutdown.clone());
+    let gateway = Arc::new(Gateway::new(
+        core.db().clone(),
+        sealer.clone(),
+        outbound.clone(),
+        caches.routes.clone(),
+    ));
     let (knowledge, knowledge_handle) = squadron_actors::knowledge::start(KnowledgeDeps {
         shared: core.shared.clone(),
-        embedder: Arc::new(embedder.clone()),
+        embedder: Arc::new(GatewayEmbedder::new(gateway.clone())),
         objects: objects.clone(),
         settings: IngestSettings {
             backoff: Duration::from_millis(config.ingest_backoff_ms),
@@ -167,11 +172,9 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         .with_context(|| format!("binding {}", config.bind))?;
     let state = AppState(Arc::new(App {
         limits: RateLimits::new(&config),
-        tickets: Tickets::new(Duration::from_secs(config.ticket_ttl_secs)),
-        streams: Streams::new(config.live_max_connections_per_credential, shutdown.clone()),
-        tokens: TokenAuth::new(&config),
+        caches,
+        gateway,
         directory: Directory::default(),
-        routes: Default::default(),
         usage: Usage::default(),
         metrics: crate::metrics::handle(),
         sealer,
@@ -183,7 +186,6 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         core,
         config,
     }));
-    embedder.attach(&state);
     let _ = state.knowledge.cast(KnowledgeMsg::Resume);
     crate::api::gateway::servers::connect_all(&state)
         .await
@@ -281,7 +283,7 @@ async fn housekeeping(state: AppState) {
                     tracing::warn!(error = %err, "could not write token usage; will retry");
                 }
                 state.limits.forget_idle();
-                state.tokens.forget_idle();
+                state.caches.tokens.forget_idle();
             }
         }
     }

@@ -8,27 +8,23 @@ use squadron_actors::secrets::Sealer;
 use squadron_actors::Core;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::gateway::routes::Routes;
-use crate::auth::TokenAuth;
+use crate::caches::Caches;
 use crate::config::Config;
 use crate::directory::Directory;
-use crate::live::streams::Streams;
-use crate::live::tickets::Tickets;
+use crate::gateway::Gateway;
 use crate::ratelimit::RateLimits;
 use crate::usage::Usage;
 
 pub struct App {
     pub config: Config,
     pub core: Core,
-    pub tokens: TokenAuth,
+    /// Credentials, live tickets and streams, models and providers, held in memory.
+    pub caches: Caches,
+    /// Calls to the accounts' providers: chat completions, embeddings.
+    pub gateway: Arc<Gateway>,
     pub directory: Directory,
-    /// The accounts' models and providers, resolved without a query.
-    pub routes: Routes,
     pub usage: Usage,
     pub limits: RateLimits,
-    pub tickets: Tickets,
-    /// Open live streams by credential: their cap, and their end on revocation.
-    pub streams: Streams,
     pub metrics: PrometheusHandle,
     /// Seals and opens provider secrets.
     pub sealer: Sealer,
@@ -57,14 +53,5 @@ impl Deref for AppState {
 impl App {
     pub fn db(&self) -> &sea_orm::DatabaseConnection {
         self.core.db()
-    }
-
-    /// Stops honouring a credential that was revoked or deleted, everywhere at once: the
-    /// auth cache, the live tickets issued with it, and its open live streams. `hash` is
-    /// the credential's stored hash, `credential` its id.
-    pub fn forget_credential(&self, credential: uuid::Uuid, hash: &str) {
-        self.tokens.evict(hash);
-        self.tickets.void(credential);
-        self.streams.revoke(credential);
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef, RpcReplyPort};
 use serde_json::json;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -15,17 +15,31 @@ use uuid::Uuid;
 use crate::domain::AgentStatus;
 use crate::live::LiveEvent;
 use crate::presence::PresenceRow;
-use crate::squad::SquadMsg;
 use crate::store::entity::{agent, notification};
 use crate::{store, Alive, CoreError, Shared};
 
 pub struct AgentActor;
 
+/// What an agent's actor tells its squad's. The squad's actor takes these among its own
+/// messages; the agent sees only this, so it knows nothing else of the squad.
+#[derive(Debug)]
+pub enum ToSquad {
+    /// Its status changed.
+    Status {
+        agent_id: Uuid,
+        name: String,
+        from: AgentStatus,
+        to: AgentStatus,
+    },
+    /// Events to store and publish that change nothing else.
+    Record(Vec<(&'static str, serde_json::Value)>),
+}
+
 pub struct AgentArgs {
     pub agent_id: Uuid,
     /// The agent as its squad just loaded it; `None` makes the actor read it from the store.
     pub initial: Option<agent::Model>,
-    pub squad: ActorRef<SquadMsg>,
+    pub squad: DerivedActorRef<ToSquad>,
     pub shared: Arc<Shared>,
 }
 
@@ -71,7 +85,7 @@ pub enum AgentMsg {
 
 pub struct AgentState {
     shared: Arc<Shared>,
-    squad: ActorRef<SquadMsg>,
+    squad: DerivedActorRef<ToSquad>,
     agent: agent::Model,
     pending: Vec<notification::Model>,
     /// When the last heartbeat arrived (by this process's clock).
@@ -120,7 +134,7 @@ impl AgentState {
             return;
         }
         self.agent.status = to.as_str().to_owned();
-        let _ = self.squad.cast(SquadMsg::AgentStatus {
+        let _ = self.squad.send_message(ToSquad::Status {
             agent_id: self.agent.id,
             name: self.agent.name.clone(),
             from,
@@ -188,7 +202,7 @@ impl AgentState {
         // Stored first: once the agent is told "delivered", it is never handed out again.
         store::notifications::mark_delivered(&self.shared.db, id, Utc::now()).await?;
         let notification = self.pending.remove(at);
-        let _ = self.squad.cast(SquadMsg::Record(vec![(
+        let _ = self.squad.send_message(ToSquad::Record(vec![(
             "notification.delivered",
             json!({
                 "message": format!("{} read a notification", self.agent.name),

@@ -14,7 +14,7 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, Supervi
 use uuid::Uuid;
 
 use crate::restarts::RestartBudget;
-use crate::squad::{SquadActor, SquadArgs, SquadMsg};
+use crate::squad::{IdleSquad, SquadActor, SquadArgs, SquadMsg};
 use crate::{usable, Alive, CoreError, Registry, Shared};
 
 pub struct Root;
@@ -24,6 +24,24 @@ pub enum RootMsg {
     Squad(Uuid, RpcReplyPort<Result<ActorRef<SquadMsg>, CoreError>>),
     /// From a squad's actor that has been idle: stop it, unless it is no longer the squad's.
     Idle(Uuid, ActorRef<SquadMsg>),
+}
+
+impl From<IdleSquad> for RootMsg {
+    fn from(IdleSquad(squad_id, actor): IdleSquad) -> RootMsg {
+        RootMsg::Idle(squad_id, actor)
+    }
+}
+
+/// Back again, for a message that could not be sent (ractor's derived references need it).
+impl TryFrom<RootMsg> for IdleSquad {
+    type Error = RootMsg;
+
+    fn try_from(message: RootMsg) -> Result<IdleSquad, RootMsg> {
+        match message {
+            RootMsg::Idle(squad_id, actor) => Ok(IdleSquad(squad_id, actor)),
+            other => Err(other),
+        }
+    }
 }
 
 pub struct RootState {
@@ -48,7 +66,7 @@ impl RootState {
         let args = SquadArgs {
             squad_id,
             shared: self.shared.clone(),
-            root: myself.clone(),
+            root: myself.get_derived(),
         };
         let (actor, _) = Actor::spawn_linked(None, SquadActor, args, myself.get_cell())
             .await

@@ -59,7 +59,7 @@ pub async fn metrics(
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     if let Some(expected) = &state.config.metrics_token {
-        let given = crate::auth::presented(&headers)?.unwrap_or_default();
+        let given = crate::credentials::presented(&headers)?.unwrap_or_default();
         if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
             return Err(ApiError::Unauthorized(
                 "/metrics needs `Authorization: Bearer <metrics token>`".into(),

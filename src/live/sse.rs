@@ -85,7 +85,7 @@ pub async fn squad_events(
     };
     owned_squad(&state, principal.org_id(), squad_id).await?;
 
-    let open = state.streams.open(&principal, "sse")?;
+    let open = state.caches.streams.open(&principal, "sse")?;
     let ends = open.ended().clone().cancelled_owned();
     let stream = squad_stream(
         state.db().clone(),

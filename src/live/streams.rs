@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::LiveConnection;
-use crate::auth::Principal;
+use crate::credentials::Principal;
 use crate::error::ApiError;
 
 /// How long a revoked credential is remembered here: longer than any request takes between

@@ -75,6 +75,7 @@ pub async fn upgrade(
 ) -> Result<Response, ApiError> {
     let principal = match query.ticket {
         Some(ticket) => state
+            .caches
             .tickets
             .redeem(&ticket)
             .ok_or_else(|| ApiError::Unauthorized("invalid or expired live ticket".into()))?,
@@ -85,7 +86,7 @@ pub async fn upgrade(
         Principal::Key(key) => auth::key_agent(&state, key, &headers).await.ok(),
         Principal::Org(_) => None,
     };
-    let stream = state.streams.open(&principal, "ws")?;
+    let stream = state.caches.streams.open(&principal, "ws")?;
     Ok(ws
         .read_buffer_size(READ_BUFFER)
         .max_message_size(MAX_CLIENT_MESSAGE)

@@ -9,7 +9,9 @@ mod members;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{
+    Actor, ActorId, ActorProcessingErr, ActorRef, DerivedActorRef, RpcReplyPort, SupervisionEvent,
+};
 use sea_orm::{DatabaseTransaction, DbErr};
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
@@ -20,11 +22,10 @@ pub use board::{NewTask, TaskPatch};
 pub use content::{DocFields, WatchFields};
 pub use members::{AgentPatch, SetupResult};
 
-use crate::agent::{AgentActor, AgentArgs, AgentMsg};
+use crate::agent::{AgentActor, AgentArgs, AgentMsg, ToSquad};
 use crate::domain::{AgentSpec, AgentStatus};
 use crate::live::LiveEvent;
 use crate::restarts::RestartBudget;
-use crate::root::RootMsg;
 use crate::store::entity::{
     agent, comment, document, event, notification, squad, task, watch_item,
 };
@@ -36,7 +37,7 @@ pub struct SquadArgs {
     pub squad_id: Uuid,
     pub shared: Arc<Shared>,
     /// The root supervisor, which alone may stop a squad that went idle.
-    pub root: ActorRef<RootMsg>,
+    pub root: DerivedActorRef<IdleSquad>,
 }
 
 /// An agent, by id and name, as events and notifications name it.
@@ -154,6 +155,53 @@ pub enum SquadMsg {
     FailCommits(u32),
 }
 
+impl From<ToSquad> for SquadMsg {
+    fn from(message: ToSquad) -> SquadMsg {
+        match message {
+            ToSquad::Status {
+                agent_id,
+                name,
+                from,
+                to,
+            } => SquadMsg::AgentStatus {
+                agent_id,
+                name,
+                from,
+                to,
+            },
+            ToSquad::Record(events) => SquadMsg::Record(events),
+        }
+    }
+}
+
+/// Back again, for a message that could not be sent (ractor's derived references need it).
+impl TryFrom<SquadMsg> for ToSquad {
+    type Error = SquadMsg;
+
+    fn try_from(message: SquadMsg) -> Result<ToSquad, SquadMsg> {
+        match message {
+            SquadMsg::AgentStatus {
+                agent_id,
+                name,
+                from,
+                to,
+            } => Ok(ToSquad::Status {
+                agent_id,
+                name,
+                from,
+                to,
+            }),
+            SquadMsg::Record(events) => Ok(ToSquad::Record(events)),
+            other => Err(other),
+        }
+    }
+}
+
+/// A squad's actor that has been idle, to its supervisor: stop it, unless it is no longer the
+/// squad's. The supervisor takes it among its own messages.
+#[derive(Debug)]
+pub struct IdleSquad(pub Uuid, pub ActorRef<SquadMsg>);
+
 /// What the squad's actor holds right now.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct SquadStats {
@@ -166,7 +214,7 @@ pub struct SquadStats {
 
 pub struct SquadState {
     shared: Arc<Shared>,
-    root: ActorRef<RootMsg>,
+    root: DerivedActorRef<IdleSquad>,
     squad: squad::Model,
     next_seq: i64,
     agents: HashMap<Uuid, ActorRef<AgentMsg>>,
@@ -205,7 +253,7 @@ impl SquadState {
         let args = AgentArgs {
             agent_id,
             initial,
-            squad: myself.clone(),
+            squad: myself.get_derived(),
             shared: self.shared.clone(),
         };
         let (actor, _) = Actor::spawn_linked(None, AgentActor, args, myself.get_cell()).await?;
@@ -501,7 +549,7 @@ impl Actor for SquadActor {
                 if idle && state.online.is_empty() {
                     let _ = state
                         .root
-                        .cast(RootMsg::Idle(state.squad.id, myself.clone()));
+                        .send_message(IdleSquad(state.squad.id, myself.clone()));
                 }
             }
             #[cfg(any(test, feature = "test-hooks"))]

@@ -12,12 +12,12 @@ use squadron_actors::store::{self, entity::agent, gateway, knowledge as kb, tool
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::chat::model_of;
 use super::providers::{ByName, Removed};
 use crate::api::extract::Json;
 use crate::api::knowledge::{store_by_ref, store_id};
 use crate::api::openai::{list, List};
 use crate::auth::OrgAuth;
+use crate::caches::Change;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -141,7 +141,10 @@ pub async fn add(
         .system_prompt
         .map(|p| squadron_actors::domain::text("system_prompt", p.trim(), 20_000))
         .transpose()?;
-    let model = model_of(&state, caller.org_id, body.model.trim(), "chat").await?;
+    let model = state
+        .gateway
+        .model_of(caller.org_id, body.model.trim(), "chat")
+        .await?;
     let mut bases = Vec::new();
     for reference in &body.knowledge_bases {
         let store = store_by_ref(&state, caller.org_id, reference.trim()).await?;
@@ -265,7 +268,10 @@ pub async fn delete(
         })
         .await??;
     for key in keys {
-        state.forget_credential(key.id, &key.key_hash);
+        state.caches.invalidate(&Change::Credential {
+            id: key.id,
+            hash: key.key_hash,
+        });
     }
     state.directory.evict(agent.id);
     Ok(Removed::named(agent.name))

@@ -9,11 +9,12 @@ use squadron_actors::store::{self, entity::model, entity::provider, gateway};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::upstream::{check_base_url, Upstream};
 use crate::api::extract::Json;
 use crate::api::openai::{list, List};
 use crate::auth::OrgAuth;
+use crate::caches::Change;
 use crate::error::ApiError;
+use crate::gateway::upstream::check_base_url;
 use crate::state::AppState;
 
 /// Shows enough of a secret to recognise it, never enough to use it.
@@ -42,7 +43,7 @@ pub struct ProviderView {
 
 impl ProviderView {
     fn new(state: &AppState, p: provider::Model) -> Result<ProviderView, ApiError> {
-        let upstream = Upstream::open(state, p.clone())?;
+        let upstream = state.gateway.open(p.clone())?;
         let (key, headers) = (upstream.api_key(), upstream.headers());
         Ok(ProviderView {
             id: p.id,
@@ -211,7 +212,9 @@ pub async fn delete(
         )));
     }
     gateway::delete_provider(state.db(), provider.id).await?;
-    state.routes.forget(caller.org_id);
+    state.caches.invalidate(&Change::Account {
+        org_id: caller.org_id,
+    });
     Ok(Removed::named(provider.name))
 }
 
@@ -243,9 +246,9 @@ pub async fn upstream_models(
     let provider = gateway::provider_by_name(state.db(), caller.org_id, body.provider.trim())
         .await?
         .ok_or_else(|| ApiError::not_found("provider"))?;
-    let upstream = Upstream::open(&state, provider)?;
+    let upstream = state.gateway.open(provider)?;
     let response = upstream
-        .send(upstream.request(&state, reqwest::Method::GET, "models"))
+        .send(upstream.request(reqwest::Method::GET, "models"))
         .await?;
     let answer = upstream
         .json(response, crate::outbound::MAX_LIST_BYTES)
@@ -342,7 +345,7 @@ pub async fn add_model(
         }
     }
     if kind == "embedding" {
-        super::embeddings::supported(&model_name, upstream_model)?;
+        crate::gateway::embeddings::supported(&model_name, upstream_model)?;
     }
     let provider = gateway::provider_by_name(state.db(), caller.org_id, body.provider.trim())
         .await?
@@ -390,6 +393,8 @@ pub async fn delete_model(
         )));
     }
     gateway::delete_model(state.db(), model.id).await?;
-    state.routes.forget(caller.org_id);
+    state.caches.invalidate(&Change::Account {
+        org_id: caller.org_id,
+    });
     Ok(Removed::named(model.name))
 }

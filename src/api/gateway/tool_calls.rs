@@ -27,10 +27,12 @@ use squadron_actors::store::entity::agent;
 use squadron_actors::store::tools::{self as store_tools, ALL_TOOLS};
 use uuid::Uuid;
 
-use super::chat::{error_frame, record_usage, sources_chunk, sse, Mirror};
-use super::upstream::Upstream;
 use crate::error::ApiError;
+use crate::gateway::sse::{self, error_frame, sources_chunk};
+use crate::gateway::upstream::Upstream;
+use crate::gateway::usage::record_usage;
 use crate::state::AppState;
+use crate::turn::Mirror;
 
 /// How much of a tool's result goes to the model (and into events, less).
 const MAX_RESULT_CHARS: usize = 16_000;
@@ -232,7 +234,7 @@ impl AgentTurn {
             Ok(Ok(())) => {
                 let frames = tokio_stream::wrappers::ReceiverStream::new(frames)
                     .map(Ok::<Bytes, std::io::Error>);
-                Ok(sse(Body::from_stream(frames)))
+                Ok(sse::response(Body::from_stream(frames)))
             }
             Ok(Err(refused)) => Err(refused),
             Err(_) => Err(ApiError::Internal(anyhow::anyhow!(
@@ -279,8 +281,8 @@ pub(crate) async fn run(
             body["tool_choice"] = json!("none");
         }
         let mut completion = match streaming.as_deref_mut() {
-            Some(streaming) => streamed_round(state, upstream, &body, streaming, mirror).await?,
-            None => upstream.complete(state, &body).await?,
+            Some(streaming) => streamed_round(upstream, &body, streaming, mirror).await?,
+            None => upstream.complete(&body).await?,
         };
         add_usage(&mut usage, &completion["usage"]);
         let message = completion["choices"][0]["message"].clone();
@@ -334,14 +336,13 @@ pub(crate) async fn run(
 /// One streamed round: its text goes to the client and the mirror chunk by chunk; its tool calls
 /// (sent in pieces) are put together. Returns the round as a whole completion.
 async fn streamed_round(
-    state: &AppState,
     upstream: &Upstream,
     body: &Value,
     streaming: &mut Streaming,
     mirror: &mut Mirror,
 ) -> Result<Value, ApiError> {
     let request = upstream
-        .request(state, reqwest::Method::POST, "chat/completions")
+        .request(reqwest::Method::POST, "chat/completions")
         .json(body);
     let response = upstream.send(request).await?;
     if let Some(started) = streaming.started.take() {

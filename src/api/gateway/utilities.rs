@@ -13,14 +13,14 @@ use serde_json::json;
 use squadron_actors::store::gateway;
 use utoipa::ToSchema;
 
-use super::chat::complete_once;
-use super::embeddings::{SUGGESTED, UNSUPPORTED};
 use super::providers::refused;
 use super::wire::Usage;
 use crate::api::extract::Json;
 use crate::auth::OrgAuth;
 use crate::error::ApiError;
+use crate::gateway::embeddings::{SUGGESTED, UNSUPPORTED};
 use crate::state::AppState;
+use crate::turn::complete_once;
 
 /// The account's non-secret settings.
 #[derive(Serialize, ToSchema)]

@@ -20,7 +20,6 @@ use super::{
     FileCounts, LastError, ListQuery, Metadata, Queries,
 };
 use crate::api::extract::{double_option, Json, Path, Query};
-use crate::api::gateway::embeddings::embed_texts;
 use crate::api::openai::{list, CursorPage, Deleted, Identified, List};
 use crate::auth::OrgAuth;
 use crate::error::ApiError;
@@ -862,7 +861,10 @@ pub async fn search_store(
     // `file_id = ANY(...)` list can steer the planner off the vector index.
     let allowed: Option<Vec<Uuid>> =
         (entries.len() < total).then(|| entries.keys().copied().collect());
-    let vectors = embed_texts(state, store.org_id, &model, queries).await?;
+    let vectors = state
+        .gateway
+        .embed_texts(store.org_id, &model, queries)
+        .await?;
     let mut best: HashMap<(Uuid, i32), kb::Hit> = HashMap::new();
     for vector in &vectors {
         for hit in kb::nearest(state.db(), store.id, vector, limit, allowed.as_deref()).await? {

@@ -119,7 +119,7 @@ pub async fn stream(
         .core
         .call_agent(caller.squad_id, agent.id, AgentMsg::Pending)
         .await?;
-    let open = state.streams.open(&principal, "sse")?;
+    let open = state.caches.streams.open(&principal, "sse")?;
     let ends = open.ended().clone().cancelled_owned();
     let stream = async_stream::stream! {
         let _open = open;

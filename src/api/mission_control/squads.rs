@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::api::envelope::{data, list, Data};
 use crate::api::extract::{Json, Path};
 use crate::auth::OrgAuth;
+use crate::caches::Change;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -341,7 +342,10 @@ pub async fn delete_agent(
         .call_squad(id, |reply| SquadMsg::DeleteAgent(agent_id, reply))
         .await??;
     for key in keys {
-        state.forget_credential(key.id, &key.key_hash);
+        state.caches.invalidate(&Change::Credential {
+            id: key.id,
+            hash: key.key_hash,
+        });
     }
     state.directory.evict(agent_id);
     Ok(StatusCode::NO_CONTENT)

@@ -18,12 +18,13 @@ use uuid::Uuid;
 
 use crate::api::envelope::{self, data, Data, PageQuery};
 use crate::api::extract::{Json, Path, Query};
-use crate::api::gateway::chat::{agent_turn, record_usage};
 use crate::api::gateway::tool_calls::{self, Toolbox};
-use crate::api::gateway::upstream::Upstream;
 use crate::auth::OrgAuth;
 use crate::error::ApiError;
+use crate::gateway::upstream::Upstream;
+use crate::gateway::usage::record_usage;
 use crate::state::AppState;
+use crate::turn::agent_turn;
 
 /// How much of a conversation goes back to the model with each new message.
 const HISTORY: u64 = 50;
@@ -181,7 +182,10 @@ pub async fn chat(
     messages.push(json!({ "role": "user", "content": text }));
     let mut body = json!({ "model": model.upstream_model, "messages": messages });
     let (mut mirror, sources) = agent_turn(&state, &agent, &mut body, input.stream).await?;
-    let upstream = Upstream::load(&state, caller.org_id, model.provider_id).await?;
+    let upstream = state
+        .gateway
+        .upstream(caller.org_id, model.provider_id)
+        .await?;
 
     // An agent with tools answers after its tool calls (not streamed upstream); without,
     // a plain reply is not streamed either.
@@ -193,7 +197,7 @@ pub async fn chat(
                     tool_calls::run(&state, toolbox, &upstream, body, &mut mirror, None).await?;
                 (turn.completion, turn.transcript)
             }
-            None => (upstream.complete(&state, &body).await?, Vec::new()),
+            None => (upstream.complete(&body).await?, Vec::new()),
         };
         let content = completion["choices"][0]["message"]["content"]
             .as_str()
@@ -237,7 +241,7 @@ pub async fn chat(
     body["stream"] = json!(true);
     body["stream_options"] = json!({ "include_usage": true });
     let request = upstream
-        .request(&state, reqwest::Method::POST, "chat/completions")
+        .request(reqwest::Method::POST, "chat/completions")
         .json(&body);
     let response = upstream.send(request).await?;
     let mut events = response.bytes_stream().eventsource();

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::api::envelope::{data, list, Data};
 use crate::api::extract::{Json, Path};
 use crate::auth::AdminAuth;
+use crate::caches::Change;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -137,7 +138,10 @@ pub async fn revoke(
     let token = tokens::revoke(state.db(), admin.org_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("token"))?;
-    state.forget_credential(token.id, &token.token_hash);
+    state.caches.invalidate(&Change::Credential {
+        id: token.id,
+        hash: token.token_hash.clone(),
+    });
     Ok(data(TokenView::new(&state, token)))
 }
 
@@ -153,6 +157,9 @@ pub async fn delete(
     let token = tokens::delete(state.db(), admin.org_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("token"))?;
-    state.forget_credential(token.id, &token.token_hash);
+    state.caches.invalidate(&Change::Credential {
+        id: token.id,
+        hash: token.token_hash.clone(),
+    });
     Ok(StatusCode::NO_CONTENT)
 }

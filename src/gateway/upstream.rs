@@ -5,11 +5,12 @@
 
 use axum::http::StatusCode;
 use squadron_actors::store::entity::provider;
-use uuid::Uuid;
 
+use squadron_actors::secrets::Sealer;
+
+use super::usage::record_usage;
 use crate::error::ApiError;
-use crate::outbound::{clip, read_limited, refusal_in, Reach, MAX_ANSWER_BYTES};
-use crate::state::AppState;
+use crate::outbound::{clip, read_limited, refusal_in, Outbound, MAX_ANSWER_BYTES};
 
 /// A provider ready to call.
 pub struct Upstream {
@@ -17,19 +18,24 @@ pub struct Upstream {
     base_url: String,
     api_key: Option<String>,
     headers: Vec<(String, String)>,
-    /// Which addresses its calls may reach.
-    reach: Reach,
+    /// The outward client for the addresses its calls may reach.
+    client: reqwest::Client,
     /// Why it may not be called at all (a base URL the policy refuses), if so.
     refused: Option<String>,
 }
 
 impl Upstream {
-    pub fn open(state: &AppState, p: provider::Model) -> Result<Upstream, ApiError> {
+    /// The stored provider `p`, its secrets opened with `sealer`, called through `outbound`.
+    pub fn open(
+        sealer: &Sealer,
+        outbound: &Outbound,
+        p: provider::Model,
+    ) -> Result<Upstream, ApiError> {
         let unseal = |sealed: &Option<String>| -> Result<Option<String>, ApiError> {
             sealed
                 .as_deref()
                 .map(|s| {
-                    state.sealer.open(s).ok_or_else(|| {
+                    sealer.open(s).ok_or_else(|| {
                         ApiError::Internal(anyhow::anyhow!(
                             "provider {} secrets do not open with this server's key",
                             p.id
@@ -45,12 +51,11 @@ impl Upstream {
                 .collect(),
             None => Vec::new(),
         };
-        let reach = state.outbound.reach_stored(p.allow_private);
+        let reach = outbound.reach_stored(p.allow_private);
         // Checked once here: a literal address or a query in the base URL cannot change.
         let refused = match check_base_url(&p.base_url) {
             Err(why) => Some(why),
-            Ok(url) => state
-                .outbound
+            Ok(url) => outbound
                 .check_literal(&url, reach)
                 .err()
                 .map(|e| e.to_string()),
@@ -60,18 +65,9 @@ impl Upstream {
             base_url: p.base_url.clone(),
             api_key: unseal(&p.api_key_sealed)?,
             headers,
-            reach,
+            client: outbound.client(reach).clone(),
             refused,
         })
-    }
-
-    /// The account's provider `provider_id` (cached: see [`super::routes`]).
-    pub async fn load(
-        state: &AppState,
-        org_id: Uuid,
-        provider_id: Uuid,
-    ) -> Result<std::sync::Arc<Upstream>, ApiError> {
-        state.routes.upstream(state, org_id, provider_id).await
     }
 
     pub fn api_key(&self) -> Option<&str> {
@@ -82,18 +78,14 @@ impl Upstream {
         &self.headers
     }
 
-    pub fn request(
-        &self,
-        state: &AppState,
-        method: reqwest::Method,
-        path: &str,
-    ) -> reqwest::RequestBuilder {
+    /// A request to `path` under the provider's base URL, with its key and headers.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         let url = format!(
             "{}/{}",
             self.base_url.trim_end_matches('/'),
             path.trim_start_matches('/')
         );
-        let mut req = state.outbound.client(self.reach).request(method, url);
+        let mut req = self.client.request(method, url);
         if let Some(key) = &self.api_key {
             req = req.bearer_auth(key);
         }
@@ -137,13 +129,9 @@ impl Upstream {
     }
 
     /// A whole (not streamed) chat completion of `body`, its usage recorded.
-    pub async fn complete(
-        &self,
-        state: &AppState,
-        body: &serde_json::Value,
-    ) -> Result<serde_json::Value, ApiError> {
+    pub async fn complete(&self, body: &serde_json::Value) -> Result<serde_json::Value, ApiError> {
         let request = self
-            .request(state, reqwest::Method::POST, "chat/completions")
+            .request(reqwest::Method::POST, "chat/completions")
             .json(body);
         let completion = self
             .json(self.send(request).await?, MAX_ANSWER_BYTES)
@@ -154,7 +142,7 @@ impl Upstream {
                 self.name
             )));
         }
-        super::chat::record_usage(&completion["usage"]);
+        record_usage(&completion["usage"]);
         Ok(completion)
     }
 

@@ -9,9 +9,11 @@ use dashmap::DashMap;
 use squadron_actors::store::{self, entity::model};
 use uuid::Uuid;
 
+use sea_orm::DatabaseConnection;
+use squadron_actors::store::entity::provider;
+
 use super::upstream::Upstream;
 use crate::error::ApiError;
-use crate::state::AppState;
 
 #[derive(Default)]
 pub struct Routes {
@@ -23,7 +25,7 @@ impl Routes {
     /// The account's model called `name`, of any kind.
     pub async fn model(
         &self,
-        state: &AppState,
+        db: &DatabaseConnection,
         org_id: Uuid,
         name: &str,
     ) -> Result<Option<Arc<model::Model>>, ApiError> {
@@ -31,7 +33,7 @@ impl Routes {
         if let Some(model) = self.models.get(&key) {
             return Ok(Some(model.clone()));
         }
-        let Some(model) = store::gateway::model_by_name(state.db(), org_id, name).await? else {
+        let Some(model) = store::gateway::model_by_name(db, org_id, name).await? else {
             return Ok(None);
         };
         let model = Arc::new(model);
@@ -39,24 +41,25 @@ impl Routes {
         Ok(Some(model))
     }
 
-    /// The account's provider `provider_id`, its secrets opened.
+    /// The account's provider `provider_id`, made ready to call by `open`.
     pub async fn upstream(
         &self,
-        state: &AppState,
+        db: &DatabaseConnection,
         org_id: Uuid,
         provider_id: Uuid,
+        open: impl FnOnce(provider::Model) -> Result<Upstream, ApiError>,
     ) -> Result<Arc<Upstream>, ApiError> {
         if let Some(entry) = self.upstreams.get(&provider_id) {
             if entry.0 == org_id {
                 return Ok(entry.1.clone());
             }
         }
-        let provider = store::gateway::provider(state.db(), org_id, provider_id)
+        let provider = store::gateway::provider(db, org_id, provider_id)
             .await?
             .ok_or_else(|| {
                 ApiError::Internal(anyhow::anyhow!("model without provider {provider_id}"))
             })?;
-        let upstream = Arc::new(Upstream::open(state, provider)?);
+        let upstream = Arc::new(open(provider)?);
         self.upstreams
             .insert(provider_id, (org_id, upstream.clone()));
         Ok(upstream)
