@@ -867,7 +867,10 @@ async fn load_file(
         },
     )
     .await?;
-    kb::insert_chunks(db, store, id, &chunks).await?;
+    // Written from outside the server, into a store it has not searched yet: its index holds
+    // nothing of the store to forget, so the writes tell an index of their own.
+    let index = squadron_actors::store::vectors::for_backend(db.get_database_backend(), 0);
+    kb::insert_chunks(db, &*index, store, id, &chunks).await?;
     Ok(())
 }
 

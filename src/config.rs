@@ -190,6 +190,15 @@ pub struct Config {
     /// How long a squad's one-time setup token stays valid, in seconds.
     #[arg(long, env = "SQUADRON_SETUP_TTL_SECS", default_value_t = 24 * 3600, global = true)]
     pub setup_ttl_secs: u64,
+    /// How many MiB of vectors the embedded (SQLite) search index keeps in memory; the vector
+    /// stores searched least recently make room first. PostgreSQL's pgvector needs none.
+    #[arg(
+        long,
+        env = "SQUADRON_VECTOR_CACHE_MB",
+        default_value_t = 256,
+        global = true
+    )]
+    pub vector_cache_mb: usize,
     /// How often agents' presence (status, last heartbeat) is written, in milliseconds.
     #[arg(
         long,

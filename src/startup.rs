@@ -135,6 +135,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
             .then(|| Duration::from_secs(config.actor_idle_secs)),
         call_timeout: Duration::from_secs(10),
         setup_ttl: Duration::from_secs(config.setup_ttl_secs),
+        vector_cache_bytes: config.vector_cache_mb.saturating_mul(1 << 20),
     };
     let (core, root) = Core::start(db, hub, settings)
         .await

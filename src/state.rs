@@ -54,4 +54,9 @@ impl App {
     pub fn db(&self) -> &sea_orm::DatabaseConnection {
         self.core.db()
     }
+
+    /// Nearest-neighbour search over the vector stores, and what must hear of their changes.
+    pub fn vectors(&self) -> &dyn squadron_actors::store::vectors::VectorIndex {
+        &*self.core.shared.vectors
+    }
 }

@@ -43,6 +43,8 @@ pub struct Settings {
     pub call_timeout: Duration,
     /// How long a squad's one-time setup token stays valid.
     pub setup_ttl: Duration,
+    /// How many bytes of vectors the embedded (SQLite) index keeps in memory.
+    pub vector_cache_bytes: usize,
 }
 
 /// What every actor needs: the database, the live hub, presence written behind, the settings,
@@ -55,6 +57,8 @@ pub struct Shared {
     pub settings: Settings,
     /// The vector dimensions whose search index this server has made sure of.
     pub indexed: store::knowledge::Indexed,
+    /// Nearest-neighbour search over vector stores' chunks, for this database's backend.
+    pub vectors: Arc<dyn store::vectors::VectorIndex>,
 }
 
 /// Squad id to its running actor.
@@ -117,7 +121,10 @@ impl Core {
         hub: Arc<LiveHub>,
         settings: Settings,
     ) -> Result<(Core, tokio::task::JoinHandle<()>), ractor::SpawnErr> {
+        let vectors =
+            store::vectors::for_backend(db.get_database_backend(), settings.vector_cache_bytes);
         let shared = Arc::new(Shared {
+            vectors,
             db,
             hub,
             presence: Presence::default(),

@@ -47,6 +47,7 @@ async fn squad(idle_after: Option<Duration>, interval_secs: i64) -> Squad {
         idle_after,
         call_timeout: NEVER,
         setup_ttl: NEVER,
+        vector_cache_bytes: 1 << 20,
     };
     let (core, _) = Core::start(db, Arc::new(LiveHub::new(64)), settings)
         .await

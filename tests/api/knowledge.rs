@@ -1015,3 +1015,42 @@ async fn search_ranks_as_exact_cosine_on_either_backend() {
         }
     }
 }
+
+/// The embedded index keeps searched stores' vectors in memory (SQLite): a file added or
+/// removed after a search is seen by the next one, with the default memory and with none
+/// (`--vector-cache-mb 0`, every search loads afresh). On PostgreSQL this checks pgvector.
+#[tokio::test]
+async fn a_search_sees_files_added_and_removed_after_the_last_one() {
+    for cache_mb in [256, 0] {
+        let (app, _fake) = knowledge_with(|c| c.vector_cache_mb = cache_mb).await;
+        let first = upload(&app, "first.txt", "apple river stone").await;
+        let vs = store(
+            &app,
+            json!({ "file_ids": [first], "embedding_model": "words" }),
+        )
+        .await;
+        settled(&app, &vs).await;
+        let query = json!({ "query": "violin piano" });
+        assert_eq!(
+            filenames(&search(&app, &vs, query.clone()).await),
+            ["first.txt"]
+        );
+
+        let second = upload(&app, "second.txt", "violin piano candle").await;
+        let path = format!("/v1/vector_stores/{vs}/files");
+        let res = app.post(&path, json!({ "file_id": second })).await;
+        assert_eq!(res.status(), 200, "cache {cache_mb} MiB");
+        settled(&app, &vs).await;
+        let found = filenames(&search(&app, &vs, query.clone()).await);
+        assert_eq!(found, ["second.txt", "first.txt"], "cache {cache_mb} MiB");
+
+        let res = app
+            .req(Method::DELETE, &format!("{path}/{second}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let found = filenames(&search(&app, &vs, query).await);
+        assert_eq!(found, ["first.txt"], "cache {cache_mb} MiB");
+    }
+}

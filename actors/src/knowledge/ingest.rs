@@ -78,6 +78,7 @@ impl Actor for IngestJob {
 
 async fn run(args: &JobArgs) -> Result<(), ActorProcessingErr> {
     let db = &args.deps.shared.db;
+    let vectors = &*args.deps.shared.vectors;
     let Some(entry) = kb::store_file_by_id(db, args.id).await? else {
         return Ok(());
     };
@@ -101,19 +102,19 @@ async fn run(args: &JobArgs) -> Result<(), ActorProcessingErr> {
         }
         Outcome::Gone => {
             // A cancelled job's partial chunks go; nothing else writes them while it runs.
-            kb::clear_chunks(db, entry.vector_store_id, entry.file_id).await?;
+            kb::clear_chunks(db, vectors, entry.vector_store_id, entry.file_id).await?;
             metrics::counter!("squadron_ingest_jobs_total", "outcome" => "cancelled").increment(1);
             return Ok(());
         }
     };
     if matches!(outcome, Outcome::Failed { .. }) {
-        kb::clear_chunks(db, entry.vector_store_id, entry.file_id).await?;
+        kb::clear_chunks(db, vectors, entry.vector_store_id, entry.file_id).await?;
     }
     let recorded =
         kb::finish_store_file(db, entry.id, status, chunks, bytes, error.clone()).await?;
     if !recorded {
         // Cancelled or removed while the last batch was written.
-        kb::clear_chunks(db, entry.vector_store_id, entry.file_id).await?;
+        kb::clear_chunks(db, vectors, entry.vector_store_id, entry.file_id).await?;
         return Ok(());
     }
     metrics::counter!("squadron_ingest_jobs_total", "outcome" => status).increment(1);
@@ -139,6 +140,7 @@ async fn ingest(
     channel: Option<Uuid>,
 ) -> Result<Outcome, ActorProcessingErr> {
     let db = &deps.shared.db;
+    let index = &*deps.shared.vectors;
     let (Some(file), Some(store)) = (
         kb::file(db, entry.org_id, entry.file_id).await?,
         kb::store(db, entry.org_id, entry.vector_store_id).await?,
@@ -181,7 +183,7 @@ async fn ingest(
             })
         }
     };
-    kb::clear_chunks(db, entry.vector_store_id, entry.file_id).await?;
+    kb::clear_chunks(db, index, entry.vector_store_id, entry.file_id).await?;
     let total = pieces.len();
     let batches: Vec<(usize, Vec<Piece>)> = pieces
         .chunks(deps.settings.batch.max(1))
@@ -256,7 +258,7 @@ async fn ingest(
             })
             .collect();
         bytes += chunks.iter().map(|c| c.text.len() as i64).sum::<i64>();
-        kb::insert_chunks(db, entry.vector_store_id, entry.file_id, &chunks).await?;
+        kb::insert_chunks(db, index, entry.vector_store_id, entry.file_id, &chunks).await?;
         done += chunks.len();
         metrics::counter!("squadron_ingest_chunks_total").increment(chunks.len() as u64);
         deps.publish(

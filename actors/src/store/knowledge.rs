@@ -1,5 +1,5 @@
-//! Files, vector stores, the files in them and their chunks; and nearest-neighbour search
-//! over the chunks: pgvector's HNSW on PostgreSQL, an exact scan on SQLite.
+//! Files, vector stores, the files in them and their chunks. Searching the chunks is the
+//! index's ([`super::vectors`]); every write of chunks here tells it.
 
 use std::collections::HashMap;
 
@@ -9,17 +9,19 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection,
     DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Select, Set,
-    Statement, TransactionSession, TransactionTrait,
+    Statement,
 };
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::begin_write;
 use super::entity::chunk::{self, Entity as Chunks};
 use super::entity::file::{self, Entity as Files};
 use super::entity::file_batch;
 use super::entity::vector_store::{self, Entity as Stores};
 use super::entity::vector_store_file::{self, Entity as StoreFiles};
-use super::{begin_write, embedded};
+use super::vectors::pgvector::literal;
+use super::vectors::VectorIndex;
 
 /// Where a list resumes and how much of it to return (OpenAI's `after`, `limit`, `order`).
 pub struct Page {
@@ -105,7 +107,11 @@ pub async fn set_file_bytes(db: &impl ConnectionTrait, id: Uuid, bytes: i64) -> 
 }
 
 /// Deletes a file and, with it, its place in every vector store and its chunks.
-pub async fn delete_file(db: &DatabaseConnection, id: Uuid) -> Result<(), DbErr> {
+pub async fn delete_file(
+    db: &DatabaseConnection,
+    vectors: &dyn VectorIndex,
+    id: Uuid,
+) -> Result<(), DbErr> {
     let txn = begin_write(db).await?;
     Chunks::delete_many()
         .filter(chunk::Column::FileId.eq(id))
@@ -117,7 +123,7 @@ pub async fn delete_file(db: &DatabaseConnection, id: Uuid) -> Result<(), DbErr>
         .await?;
     Files::delete_by_id(id).exec(&txn).await?;
     txn.commit().await?;
-    embedded::forget_all();
+    vectors.changed(None);
     Ok(())
 }
 
@@ -195,7 +201,11 @@ pub async fn update_store(
 }
 
 /// Deletes a store with its files' places in it and their chunks (the files themselves stay).
-pub async fn delete_store(db: &DatabaseConnection, id: Uuid) -> Result<(), DbErr> {
+pub async fn delete_store(
+    db: &DatabaseConnection,
+    vectors: &dyn VectorIndex,
+    id: Uuid,
+) -> Result<(), DbErr> {
     let txn = begin_write(db).await?;
     Chunks::delete_many()
         .filter(chunk::Column::VectorStoreId.eq(id))
@@ -207,7 +217,7 @@ pub async fn delete_store(db: &DatabaseConnection, id: Uuid) -> Result<(), DbErr
         .await?;
     Stores::delete_by_id(id).exec(&txn).await?;
     txn.commit().await?;
-    embedded::forget(id);
+    vectors.changed(Some(id));
     Ok(())
 }
 
@@ -373,6 +383,7 @@ pub async fn unfinished(db: &impl ConnectionTrait) -> Result<Vec<vector_store_fi
 /// Removes a file from a store, with its chunks there.
 pub async fn remove_store_file(
     db: &DatabaseConnection,
+    vectors: &dyn VectorIndex,
     entry: &vector_store_file::Model,
 ) -> Result<(), DbErr> {
     let txn = begin_write(db).await?;
@@ -383,7 +394,7 @@ pub async fn remove_store_file(
         .await?;
     StoreFiles::delete_by_id(entry.id).exec(&txn).await?;
     txn.commit().await?;
-    embedded::forget(entry.vector_store_id);
+    vectors.changed(Some(entry.vector_store_id));
     Ok(())
 }
 
@@ -534,19 +545,6 @@ pub async fn index_exists(db: &impl ConnectionTrait, dims: usize) -> Result<bool
     Ok(row.is_some())
 }
 
-fn pg_vector(v: &[f32]) -> String {
-    let mut out = String::with_capacity(v.len() * 10 + 2);
-    out.push('[');
-    for (i, x) in v.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&x.to_string());
-    }
-    out.push(']');
-    out
-}
-
 fn blob(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
@@ -554,6 +552,7 @@ fn blob(v: &[f32]) -> Vec<u8> {
 /// Removes a file's chunks in a store (an ingest starting over leaves no duplicates).
 pub async fn clear_chunks(
     db: &impl ConnectionTrait,
+    vectors: &dyn VectorIndex,
     store_id: Uuid,
     file_id: Uuid,
 ) -> Result<(), DbErr> {
@@ -562,13 +561,14 @@ pub async fn clear_chunks(
         .filter(chunk::Column::FileId.eq(file_id))
         .exec(db)
         .await?;
-    embedded::forget(store_id);
+    vectors.changed(Some(store_id));
     Ok(())
 }
 
 /// Writes a batch of a file's chunks with their vectors.
 pub async fn insert_chunks(
     db: &impl ConnectionTrait,
+    vectors: &dyn VectorIndex,
     store_id: Uuid,
     file_id: Uuid,
     chunks: &[NewChunk],
@@ -605,7 +605,7 @@ pub async fn insert_chunks(
                 c.text.clone().into(),
                 c.tokens.into(),
                 (c.vector.len() as i32).into(),
-                pg_vector(&c.vector).into(),
+                literal(&c.vector).into(),
             ]);
         }
         db.execute_raw(Statement::from_sql_and_values(
@@ -628,103 +628,8 @@ pub async fn insert_chunks(
     }))
     .exec(db)
     .await?;
-    embedded::forget(store_id);
+    vectors.changed(Some(store_id));
     Ok(())
-}
-
-/// A chunk found by a search, best first.
-#[derive(Debug, Clone)]
-pub struct Hit {
-    pub file_id: Uuid,
-    pub seq: i32,
-    pub text: String,
-    /// Cosine similarity, 1 for the same direction.
-    pub score: f32,
-}
-
-/// The `k` chunks of `store_id` nearest to `query` (cosine), among those of `files` when
-/// given.
-pub async fn nearest(
-    db: &(impl ConnectionTrait + TransactionTrait),
-    store_id: Uuid,
-    query: &[f32],
-    k: usize,
-    files: Option<&[Uuid]>,
-) -> Result<Vec<Hit>, DbErr> {
-    if files.is_some_and(|f| f.is_empty()) || k == 0 {
-        return Ok(Vec::new());
-    }
-    if db.get_database_backend() == DatabaseBackend::Postgres {
-        return nearest_pg(db, store_id, query, k, files).await;
-    }
-    super::embedded::nearest(db, store_id, query, k, files).await
-}
-
-async fn nearest_pg(
-    db: &(impl ConnectionTrait + TransactionTrait),
-    store_id: Uuid,
-    query: &[f32],
-    k: usize,
-    files: Option<&[Uuid]>,
-) -> Result<Vec<Hit>, DbErr> {
-    #[derive(FromQueryResult)]
-    struct Row {
-        file_id: Uuid,
-        seq: i32,
-        text: String,
-        score: f64,
-    }
-    let dims = query.len();
-    let mut values: Vec<sea_orm::Value> =
-        vec![pg_vector(query).into(), store_id.into(), (k as i64).into()];
-    let file_filter = match files {
-        Some(files) => {
-            values.push(sea_orm::Value::Array(
-                sea_orm::sea_query::ArrayType::Uuid,
-                Some(Box::new(files.iter().map(|f| (*f).into()).collect())),
-            ));
-            " AND file_id = ANY($4)"
-        }
-        None => "",
-    };
-    // The ORDER BY and WHERE match the partial index's expression and predicate, so the
-    // planner can use it; iterative scans keep filling the LIMIT when the store filter drops
-    // the index's first candidates (pgvector 0.8).
-    let sql = format!(
-        "SELECT file_id, seq, text, 1 - (vec::vector({dims}) <=> $1::vector({dims})) AS score \
-         FROM chunks WHERE dims = {dims} AND vector_store_id = $2{file_filter} \
-         ORDER BY vec::vector({dims}) <=> $1::vector({dims}) LIMIT $3"
-    );
-    let txn = db.begin().await?;
-    txn.execute_unprepared("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        .await?;
-    txn.execute_unprepared("SET LOCAL hnsw.ef_search = 100")
-        .await?;
-    // Vectors of many dimensions are stored out of line, which the planner's cost of a
-    // sequential scan leaves out: at 1,536 dimensions and 100,000 rows it chose a scan and
-    // sort (0.4 s) over the index. Where an index exists, it is the right plan.
-    txn.execute_unprepared("SET LOCAL enable_seqscan = off")
-        .await?;
-    let rows = Row::find_by_statement(Statement::from_sql_and_values(
-        DatabaseBackend::Postgres,
-        sql,
-        values,
-    ))
-    .all(&txn)
-    .await?;
-    txn.commit().await?;
-    let mut hits: Vec<Hit> = rows
-        .into_iter()
-        .map(|r| Hit {
-            file_id: r.file_id,
-            seq: r.seq,
-            text: r.text,
-            score: r.score as f32,
-        })
-        .collect();
-    // relaxed_order may return near-ties slightly out of order.
-    hits.sort_by(|a, b| b.score.total_cmp(&a.score));
-    Ok(hits)
 }
 
 /// Per store: its chunk count.

@@ -3,7 +3,6 @@
 
 pub mod content;
 pub mod conversations;
-pub mod embedded;
 pub mod entity;
 pub mod events;
 pub mod gateway;
@@ -15,6 +14,7 @@ pub mod squads;
 pub mod tasks;
 pub mod tokens;
 pub mod tools;
+pub mod vectors;
 
 use std::time::Duration;
 

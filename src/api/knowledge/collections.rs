@@ -326,7 +326,7 @@ pub async fn recover(
     }
     let mut removed = 0;
     for (file, n) in &f.orphans {
-        kb::clear_chunks(state.db(), f.store.id, *file).await?;
+        kb::clear_chunks(state.db(), state.vectors(), f.store.id, *file).await?;
         removed += n;
     }
     let rebuilt = match f.store.dimensions {

@@ -156,7 +156,7 @@ pub async fn remove_file(state: &AppState, f: &file::Model) -> Result<(), ApiErr
     for entry in kb::entries_of_file(state.db(), f.id).await? {
         let _ = state.knowledge.cast(KnowledgeMsg::Cancel(entry.id));
     }
-    kb::delete_file(state.db(), f.id).await?;
+    kb::delete_file(state.db(), state.vectors(), f.id).await?;
     if let Err(err) = state
         .objects
         .delete(&ObjectPath::from(f.object_key.as_str()))

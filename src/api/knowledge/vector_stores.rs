@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use squadron_actors::knowledge::chunk::Chunking;
 use squadron_actors::knowledge::KnowledgeMsg;
 use squadron_actors::store::entity::{file, model, vector_store, vector_store_file};
+use squadron_actors::store::vectors::Hit;
 use squadron_actors::store::{gateway, knowledge as kb};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -506,7 +507,7 @@ pub async fn delete_store(state: &AppState, store: &vector_store::Model) -> Resu
             let _ = state.knowledge.cast(KnowledgeMsg::Cancel(entry.id));
         }
     }
-    kb::delete_store(state.db(), store.id).await?;
+    kb::delete_store(state.db(), state.vectors(), store.id).await?;
     Ok(())
 }
 
@@ -622,7 +623,7 @@ pub async fn remove(
     let store = owned_store(&state, caller.org_id, &id).await?;
     let entry = entry(&state, &store, &file).await?;
     cancel(&state, &entry).await?;
-    kb::remove_store_file(state.db(), &entry).await?;
+    kb::remove_store_file(state.db(), state.vectors(), &entry).await?;
     Ok(Deleted::new(
         file_id(entry.file_id),
         "vector_store.file.deleted",
@@ -865,9 +866,13 @@ pub async fn search_store(
         .gateway
         .embed_texts(store.org_id, &model, queries)
         .await?;
-    let mut best: HashMap<(Uuid, i32), kb::Hit> = HashMap::new();
+    let mut best: HashMap<(Uuid, i32), Hit> = HashMap::new();
     for vector in &vectors {
-        for hit in kb::nearest(state.db(), store.id, vector, limit, allowed.as_deref()).await? {
+        for hit in state
+            .vectors()
+            .nearest(state.db(), store.id, vector, limit, allowed.as_deref())
+            .await?
+        {
             let key = (hit.file_id, hit.seq);
             if best.get(&key).is_none_or(|b| b.score < hit.score) {
                 best.insert(key, hit);
@@ -875,7 +880,7 @@ pub async fn search_store(
         }
     }
     kb::touch_store(state.db(), store).await?;
-    let mut hits: Vec<kb::Hit> = best
+    let mut hits: Vec<Hit> = best
         .into_values()
         .filter(|h| h.score >= threshold)
         .collect();

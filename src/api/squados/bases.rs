@@ -432,7 +432,7 @@ pub async fn delete_item(
     owned_base(&state, caller.org_id, id).await?;
     let entry = owned_item(&state, id, item_id).await?;
     stores::cancel(&state, &entry).await?;
-    kb::remove_store_file(state.db(), &entry).await?;
+    kb::remove_store_file(state.db(), state.vectors(), &entry).await?;
     if entry.source == "text" {
         if let Some(f) = kb::file(state.db(), caller.org_id, entry.file_id).await? {
             remove_file(&state, &f).await?;
