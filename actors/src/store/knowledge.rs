@@ -614,6 +614,7 @@ pub async fn insert_chunks(
             values,
         ))
         .await?;
+        vectors.changed(Some(store_id));
         return Ok(());
     }
     Chunks::insert_many(chunks.iter().map(|c| chunk::ActiveModel {

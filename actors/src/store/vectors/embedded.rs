@@ -204,7 +204,7 @@ impl Embedded {
 }
 
 impl VectorIndex for Embedded {
-    fn nearest<'a>(
+    fn search<'a>(
         &'a self,
         db: &'a DatabaseConnection,
         store_id: Uuid,
@@ -213,9 +213,6 @@ impl VectorIndex for Embedded {
         files: Option<&'a [Uuid]>,
     ) -> BoxFuture<'a, Result<Vec<Hit>, DbErr>> {
         Box::pin(async move {
-            if files.is_some_and(|f| f.is_empty()) || k == 0 {
-                return Ok(Vec::new());
-            }
             let loaded = self.load(db, store_id, query.len()).await?;
             nearest(db, &loaded, store_id, query, k, files).await
         })

@@ -25,8 +25,23 @@ pub struct Hit {
 
 pub trait VectorIndex: Send + Sync {
     /// The `k` chunks of `store_id` nearest to `query` (cosine), among those of `files` when
-    /// given (an empty `files` finds nothing).
+    /// given. An empty `files` or a `k` of 0 finds nothing, and asks nothing of the database.
     fn nearest<'a>(
+        &'a self,
+        db: &'a DatabaseConnection,
+        store_id: Uuid,
+        query: &'a [f32],
+        k: usize,
+        files: Option<&'a [Uuid]>,
+    ) -> BoxFuture<'a, Result<Vec<Hit>, DbErr>> {
+        if files.is_some_and(|f| f.is_empty()) || k == 0 {
+            return Box::pin(async { Ok(Vec::new()) });
+        }
+        self.search(db, store_id, query, k, files)
+    }
+
+    /// What [`VectorIndex::nearest`] asks of an index, for a search that can find something.
+    fn search<'a>(
         &'a self,
         db: &'a DatabaseConnection,
         store_id: Uuid,

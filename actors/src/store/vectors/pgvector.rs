@@ -14,7 +14,7 @@ use super::{Hit, VectorIndex};
 pub struct PgVector;
 
 impl VectorIndex for PgVector {
-    fn nearest<'a>(
+    fn search<'a>(
         &'a self,
         db: &'a DatabaseConnection,
         store_id: Uuid,
@@ -22,12 +22,7 @@ impl VectorIndex for PgVector {
         k: usize,
         files: Option<&'a [Uuid]>,
     ) -> BoxFuture<'a, Result<Vec<Hit>, DbErr>> {
-        Box::pin(async move {
-            if files.is_some_and(|f| f.is_empty()) || k == 0 {
-                return Ok(Vec::new());
-            }
-            nearest(db, store_id, query, k, files).await
-        })
+        Box::pin(nearest(db, store_id, query, k, files))
     }
 
     fn changed(&self, _store_id: Option<Uuid>) {}
