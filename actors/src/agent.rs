@@ -1,6 +1,7 @@
 //! `AgentActor`: one agent's presence and its queue of undelivered notifications. It answers
 //! heartbeats from memory, marks itself offline when it misses 1.5x its own heartbeat interval,
-//! and hands out a notification until, and never after, the agent acknowledges it.
+//! and hands out a notification until, and never after, the agent acknowledges it. It keeps
+//! the turns the agent is answering too ([`crate::turns`]), and mirrors them to its squad.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use crate::domain::AgentStatus;
 use crate::live::LiveEvent;
 use crate::presence::PresenceRow;
 use crate::store::entity::{agent, notification};
+use crate::turns::{TurnNews, Turns};
 use crate::{store, Alive, CoreError, Shared};
 
 pub struct AgentActor;
@@ -33,6 +35,8 @@ pub enum ToSquad {
     },
     /// Events to store and publish that change nothing else.
     Record(Vec<(&'static str, serde_json::Value)>),
+    /// It began answering (`busy`), or has no turn in flight any more.
+    Answering { agent_id: Uuid, busy: bool },
 }
 
 pub struct AgentArgs {
@@ -79,6 +83,8 @@ pub enum AgentMsg {
     /// The agent's spec or SOUL.md changed.
     Updated(Box<agent::Model>),
     CheckStale,
+    /// News of one of its turns (by completion id), from the turn engine.
+    Turn(Uuid, TurnNews),
     #[cfg(any(test, feature = "test-hooks"))]
     Panic,
 }
@@ -92,6 +98,8 @@ pub struct AgentState {
     last_beat: Instant,
     /// Sends [`AgentMsg::CheckStale`] four times an interval; re-armed when the interval changes.
     stale_timer: JoinHandle<()>,
+    /// The turns it is answering.
+    turns: Turns,
     _alive: Alive,
 }
 
@@ -213,6 +221,36 @@ impl AgentState {
         Ok(Delivered::Now)
     }
 
+    /// Takes a turn's news; the squad stores what is to be stored and learns when the agent
+    /// begins or stops answering (it stays up while any turn is in flight).
+    fn turn(&mut self, completion_id: Uuid, news: TurnNews) {
+        let was_busy = !self.turns.is_empty();
+        let stored = self
+            .turns
+            .news(&self.agent, &self.shared.hub, completion_id, news);
+        self.tell_squad(stored, was_busy);
+    }
+
+    /// Stopping: its turns in flight are finished as cancelled.
+    fn finish_turns(&mut self) {
+        let was_busy = !self.turns.is_empty();
+        let stored = self.turns.cancel_all(&self.agent, &self.shared.hub);
+        self.tell_squad(stored, was_busy);
+    }
+
+    fn tell_squad(&self, stored: Vec<(&'static str, serde_json::Value)>, was_busy: bool) {
+        if !stored.is_empty() {
+            let _ = self.squad.send_message(ToSquad::Record(stored));
+        }
+        let busy = !self.turns.is_empty();
+        if busy != was_busy {
+            let agent_id = self.agent.id;
+            let _ = self
+                .squad
+                .send_message(ToSquad::Answering { agent_id, busy });
+        }
+    }
+
     fn notified(&mut self, notifications: Vec<notification::Model>) {
         for n in notifications {
             if self.pending.iter().any(|p| p.id == n.id) {
@@ -277,6 +315,7 @@ impl Actor for AgentActor {
             pending,
             last_beat,
             stale_timer,
+            turns: Turns::default(),
             _alive: Alive::new("agent"),
         })
     }
@@ -287,6 +326,7 @@ impl Actor for AgentActor {
         state: &mut AgentState,
     ) -> Result<(), ActorProcessingErr> {
         state.stale_timer.abort();
+        state.finish_turns();
         state
             .shared
             .agents
@@ -335,6 +375,7 @@ impl Actor for AgentActor {
                     state.record_presence();
                 }
             }
+            AgentMsg::Turn(completion_id, news) => state.turn(completion_id, news),
             #[cfg(any(test, feature = "test-hooks"))]
             AgentMsg::Panic => panic!("test hook: agent {} panics", state.agent.id),
         }

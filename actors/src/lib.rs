@@ -13,6 +13,7 @@ pub mod squad;
 pub mod store;
 pub mod tls;
 pub mod tools;
+pub mod turns;
 
 #[cfg(test)]
 mod tests;

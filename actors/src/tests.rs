@@ -23,6 +23,7 @@ use crate::domain::{AgentSpec, AgentStatus, NewSquad};
 use crate::live::LiveHub;
 use crate::restarts::MAX_RESTARTS;
 use crate::squad::{AgentPatch, SquadMsg, SquadStats};
+use crate::turns::TurnNews;
 use crate::{store, usable, Core, Settings};
 
 /// Longer than any test runs: timeouts that must not fire.
@@ -202,6 +203,45 @@ async fn an_idle_squad_stops_and_comes_back_as_it_was() {
     assert_ne!(after.actor, before.actor, "a new actor");
     assert_eq!(after.last_seq, before.last_seq, "its events reloaded");
     assert_eq!(after.agents_running, 1, "its agent started again");
+}
+
+#[tokio::test]
+async fn a_squad_stays_up_while_its_agent_answers_and_stores_the_turns_finish_once() {
+    let squad = squad(Some(Duration::from_secs(60)), 30).await;
+    let before = squad.stats().await;
+    let agent = squad.core.agent(squad.id, squad.agent_id).await.unwrap();
+    let turn = Uuid::new_v4();
+    agent
+        .cast(AgentMsg::Turn(turn, TurnNews::Started { stream: true }))
+        .unwrap();
+    tokio::time::pause();
+    let active = Instant::now();
+    sleep_until(active + Duration::from_secs(150)).await;
+    assert!(squad.core.is_running(squad.id), "answering: up at 150 s");
+    tokio::time::resume();
+
+    for _ in 0..2 {
+        let finished = TurnNews::Finished {
+            outcome: "completed",
+            usage: serde_json::Value::Null,
+        };
+        agent.cast(AgentMsg::Turn(turn, finished)).unwrap();
+    }
+    squad
+        .until("the finish is stored", async |s| {
+            s.stats().await.last_seq > before.last_seq
+        })
+        .await;
+    tokio::time::pause();
+    let answered = Instant::now();
+    sleep_until(answered + Duration::from_secs(95)).await;
+    assert!(!squad.core.is_running(squad.id), "idle once answered");
+    tokio::time::resume();
+    assert_eq!(
+        squad.stats().await.last_seq,
+        before.last_seq + 1,
+        "one finished event for a turn finished twice"
+    );
 }
 
 #[tokio::test]

@@ -16,57 +16,22 @@ use uuid::Uuid;
 use super::upstream::Upstream;
 use super::usage::{InFlight, UsageOnce};
 
-/// What a relayed stream shows whoever watches it (an agent's turn), frame by frame.
-pub enum Seen<'a> {
-    /// A chunk's text.
-    Text(&'a str),
-    /// A chunk's usage (the last one seen is the stream's).
-    Usage(&'a Value),
-    /// `[DONE]`: the stream finished.
-    Done,
-    /// The upstream broke off.
-    Failed,
-}
-
-/// Whoever watches a relayed stream.
-pub trait Watch: Send {
-    fn seen(&mut self, seen: Seen<'_>);
-}
-
 /// How a stream is relayed.
 pub struct Relay {
-    /// The model as the client named it (for the chunks the gateway adds).
-    pub model: String,
     /// Whether the client asked for the usage chunk.
     pub wants_usage: bool,
     /// When the upstream was asked.
     pub started: Instant,
-    /// Told what the stream carries (an agent's turn, mirrored to its squad).
-    pub watch: Option<Box<dyn Watch>>,
-    /// The files an agent's knowledge excerpts came from: a first chunk names them.
-    pub sources: Vec<Value>,
 }
 
-/// What the relay reads of a chunk: its delta's text (for a watcher) and its usage.
-/// Everything else is skipped unallocated; the chunk itself is relayed as it came.
+/// What the relay reads of a chunk that carries usage: the usage, and whether it has
+/// choices. Everything else is skipped unallocated; the chunk itself is relayed as it came.
 #[derive(serde::Deserialize)]
-pub struct ChunkPeek<'a> {
-    #[serde(default, borrow)]
-    pub choices: Option<Vec<ChoicePeek<'a>>>,
+struct ChunkPeek {
     #[serde(default)]
-    pub usage: Option<Value>,
-}
-
-#[derive(serde::Deserialize)]
-pub struct ChoicePeek<'a> {
-    #[serde(default, borrow)]
-    pub delta: Option<DeltaPeek<'a>>,
-}
-
-#[derive(serde::Deserialize)]
-pub struct DeltaPeek<'a> {
-    #[serde(default, borrow)]
-    pub content: Option<std::borrow::Cow<'a, str>>,
+    choices: Option<Vec<serde::de::IgnoredAny>>,
+    #[serde(default)]
+    usage: Option<Value>,
 }
 
 /// The frame that ends a stream which failed after it began: an OpenAI error object.
@@ -101,34 +66,24 @@ pub fn sources_chunk(model: &str, sources: Vec<Value>) -> String {
 }
 
 /// Relays the upstream's stream frame by frame as it came, without parsing it: only the usage
-/// frame is read (to record it, and to drop it unless the client asked for it), and, for a
-/// watcher, each frame's text. Frames end with a blank line, `\n\n` or `\r\n\r\n`. A broken
+/// frame is read (to record it, and to drop it unless the client asked for it). Frames end with a blank line, `\n\n` or `\r\n\r\n`. A broken
 /// upstream stream ends ours with an OpenAI error object.
 pub fn relay(upstream: &Upstream, answer: reqwest::Response, relay: Relay) -> Response {
     let Relay {
-        model,
         wants_usage,
         started,
-        mut watch,
-        sources,
     } = relay;
     let provider = upstream.name.clone();
     let mut body = answer.bytes_stream();
     let chunks = async_stream::stream! {
         let _in_flight = InFlight::count();
         let mut counted = UsageOnce::default();
-        if !sources.is_empty() {
-            yield Ok::<Bytes, std::io::Error>(Bytes::from(sources_chunk(&model, sources)));
-        }
         let mut first = true;
         let mut pending = bytes::BytesMut::new();
         while let Some(read) = body.next().await {
             let read = match read {
                 Ok(read) => read,
                 Err(err) => {
-                    if let Some(watch) = &mut watch {
-                        watch.seen(Seen::Failed);
-                    }
                     let error = error_frame(&Upstream::broke_off(&provider, err));
                     yield Ok::<Bytes, std::io::Error>(Bytes::from(error));
                     break;
@@ -139,9 +94,9 @@ pub fn relay(upstream: &Upstream, answer: reqwest::Response, relay: Relay) -> Re
                 metrics::histogram!("squadron_gateway_time_to_first_token_seconds")
                     .record(started.elapsed().as_secs_f64());
             }
-            // The common case: the read is whole frames with no usage in them, and no one
-            // watches their text. It goes out as it came, uncopied.
-            if watch.is_none() && pending.is_empty() && ends_a_frame(&read) && !has_usage(&read) {
+            // The common case: the read is whole frames with no usage in them. It goes out
+            // as it came, uncopied.
+            if pending.is_empty() && ends_a_frame(&read) && !has_usage(&read) {
                 yield Ok(read);
                 continue;
             }
@@ -150,13 +105,7 @@ pub fn relay(upstream: &Upstream, answer: reqwest::Response, relay: Relay) -> Re
             let mut out = bytes::BytesMut::new();
             while let Some(end) = frame_end(&pending) {
                 let frame = pending.split_to(end);
-                if let Some(watch) = &mut watch {
-                    show(watch.as_mut(), &frame);
-                }
                 if let Some((usage, has_choices)) = usage_of(&frame) {
-                    if let Some(watch) = &mut watch {
-                        watch.seen(Seen::Usage(&usage));
-                    }
                     counted.usage = usage;
                     if !wants_usage && !has_choices {
                         continue;
@@ -177,24 +126,6 @@ pub fn relay(upstream: &Upstream, answer: reqwest::Response, relay: Relay) -> Re
         }
     };
     response(Body::from_stream(chunks))
-}
-
-/// Tells `watch` a frame's text, or that it is `[DONE]`.
-fn show(watch: &mut dyn Watch, frame: &[u8]) {
-    let Some(data) = frame_data(frame) else {
-        return;
-    };
-    if data.trim() == "[DONE]" {
-        watch.seen(Seen::Done);
-    } else if let Ok(chunk) = serde_json::from_str::<ChunkPeek>(&data) {
-        let choice = chunk.choices.as_deref().and_then(|c| c.first());
-        if let Some(text) = choice
-            .and_then(|c| c.delta.as_ref())
-            .and_then(|d| d.content.as_deref())
-        {
-            watch.seen(Seen::Text(text));
-        }
-    }
 }
 
 /// Searchers for what the relay looks for in every frame, built once.

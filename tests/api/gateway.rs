@@ -35,6 +35,7 @@ async fn gateway() -> (TestApp, FakeUpstream) {
         ("stuck", "stall", "chat"),
         ("broken", "broken", "chat"),
         ("slow", "slow", "chat"),
+        ("unhurried", "slow-brief", "chat"),
         ("running", "running-usage", "chat"),
         ("embedder", "embed-fake", "embedding"),
     ] {
@@ -401,6 +402,75 @@ async fn a_client_that_disconnects_cancels_the_upstream_stream() {
         fake.recorder.dropped_streams.load(Ordering::SeqCst) == 1
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_squados_reply_is_kept_when_its_reader_leaves_and_a_v1_turn_is_cancelled() {
+    let (app, fake) = gateway().await;
+    let agent = body(
+        app.post(
+            "/v1/core/add/agent",
+            json!({ "name": "Patient", "model": "unhurried" }),
+        )
+        .await,
+    )
+    .await;
+    let path = format!("/api/v1/chat/{}", agent["id"].as_str().unwrap());
+    let mut dashboard = app.ws(&app.admin).await;
+    dashboard
+        .subscribe(agent["squad_id"].as_str().unwrap(), None)
+        .await;
+
+    // SquadOS: the reader leaves after the first event; the turn runs on and is kept.
+    let res = app
+        .post(&path, json!({ "message": "wait for it", "stream": true }))
+        .await;
+    assert_eq!(res.status(), 200);
+    let mut stream = res.bytes_stream();
+    stream.next().await.expect("a first event").unwrap();
+    drop(stream);
+    let conversation = body(app.get("/api/v1/conversations").await).await["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let messages = format!("/api/v1/conversations/{conversation}/messages");
+    eventually("the reply is kept", || async {
+        body(app.get(&messages).await).await["data"]
+            .as_array()
+            .is_some_and(|m| m.len() == 2)
+    })
+    .await;
+    let kept = body(app.get(&messages).await).await;
+    let reply = kept["data"][1]["content"].as_str().unwrap();
+    assert!(
+        reply.starts_with("it for wait ") && reply.ends_with("tick "),
+        "{reply}"
+    );
+    assert!(
+        kept["data"][1]["usage"]["completion_tokens"].is_u64(),
+        "{kept}"
+    );
+    assert_eq!(fake.recorder.dropped_streams.load(Ordering::SeqCst), 0);
+
+    // `/v1`: a client that leaves ends the turn, and the squad is told it was cancelled.
+    let res = app
+        .post("/v1/chat/completions", chat("Patient", true))
+        .await;
+    let mut stream = res.bytes_stream();
+    stream.next().await.expect("a first chunk").unwrap();
+    drop(stream);
+    eventually("the upstream stream is dropped", || async {
+        fake.recorder.dropped_streams.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    let mut outcomes = Vec::new();
+    while outcomes.len() < 2 {
+        let msg = dashboard.next().await;
+        if msg["event"]["kind"] == "agent.completion.finished" {
+            outcomes.push(msg["event"]["outcome"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(outcomes, ["completed", "cancelled"]);
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! A small OpenAI-compatible upstream for the gateway tests. It records what it is sent and
 //! injects faults chosen by the upstream model name: `fail-429`, `fail-500`, `stall`, `broken`
-//! (a stream cut off mid-way) and `slow` (a long stream, to test cancellation). Embedding
+//! (a stream cut off mid-way), `slow` (a long stream, to test cancellation) and `slow-brief`
+//! (the same for about a second, to see a stream finish unread). Embedding
 //! models: `embed-fake` (8 numbers from the input's length), `embed-words` (64-dimensional
 //! bags of words, so texts that share words are near), `embed-flaky` (`embed-words` that
 //! answers every other call with a 429), `embed-slow` (`embed-words` after 150 ms),
@@ -262,9 +263,13 @@ async fn chat(
     let stream = async_stream::stream! {
         let mut finish = Finish(recorder.clone(), false);
         yield Ok::<Bytes, std::io::Error>(Bytes::from(chunk(&model, json!({ "role": "assistant" }), Value::Null)));
-        let count = if model == "slow" { 400 } else { words.len() };
+        let count = match model.as_str() {
+            "slow" => 400,
+            "slow-brief" => 40,
+            _ => words.len(),
+        };
         for i in 0..count {
-            if model == "slow" {
+            if model.starts_with("slow") {
                 tokio::time::sleep(Duration::from_millis(25)).await;
             }
             if model == "broken" && i == 1 {

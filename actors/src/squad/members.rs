@@ -256,6 +256,7 @@ impl SquadState {
             actor.stop(Some("deleted".into()));
         }
         self.online.remove(&id);
+        self.answering.remove(&id);
         Ok(agent)
     }
 }

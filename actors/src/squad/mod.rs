@@ -136,6 +136,11 @@ pub enum SquadMsg {
     },
     /// Events to store and publish that change nothing else (sent by agent actors).
     Record(Vec<(&'static str, Value)>),
+    /// From an agent's actor: it began answering (`busy`) or has no turn in flight any more.
+    Answering {
+        agent_id: Uuid,
+        busy: bool,
+    },
     Stats(RpcReplyPort<SquadStats>),
     /// The actor of one of the squad's agents (answered once the squad has started it).
     Agent(Uuid, RpcReplyPort<Option<ActorRef<AgentMsg>>>),
@@ -170,6 +175,7 @@ impl From<ToSquad> for SquadMsg {
                 to,
             },
             ToSquad::Record(events) => SquadMsg::Record(events),
+            ToSquad::Answering { agent_id, busy } => SquadMsg::Answering { agent_id, busy },
         }
     }
 }
@@ -192,6 +198,7 @@ impl TryFrom<SquadMsg> for ToSquad {
                 to,
             }),
             SquadMsg::Record(events) => Ok(ToSquad::Record(events)),
+            SquadMsg::Answering { agent_id, busy } => Ok(ToSquad::Answering { agent_id, busy }),
             other => Err(other),
         }
     }
@@ -221,6 +228,8 @@ pub struct SquadState {
     agent_of: HashMap<ActorId, Uuid>,
     /// Agents not offline: while any is, the squad stays up to run their staleness checks.
     online: HashSet<Uuid>,
+    /// Agents with a turn in flight: the squad stays up until they have answered.
+    answering: HashSet<Uuid>,
     last_active: Instant,
     idle_timer: Option<JoinHandle<()>>,
     /// Agents that failed lately: one failing again and again is left stopped.
@@ -414,6 +423,7 @@ impl Actor for SquadActor {
                 .filter(|a| a.status != AgentStatus::Offline.as_str())
                 .map(|a| a.id)
                 .collect(),
+            answering: HashSet::new(),
             last_active: Instant::now(),
             idle_timer,
             restarts: RestartBudget::default(),
@@ -532,6 +542,13 @@ impl Actor for SquadActor {
                     tracing::error!(squad_id = %state.squad.id, error = %err, "could not record events");
                 }
             }
+            SquadMsg::Answering { agent_id, busy } => {
+                if busy {
+                    state.answering.insert(agent_id);
+                } else {
+                    state.answering.remove(&agent_id);
+                }
+            }
             SquadMsg::Stats(reply) => {
                 let _ = reply.send(SquadStats {
                     last_seq: state.next_seq - 1,
@@ -546,7 +563,7 @@ impl Actor for SquadActor {
             SquadMsg::IdleCheck => {
                 let idle_after = state.shared.settings.idle_after;
                 let idle = idle_after.is_some_and(|after| state.last_active.elapsed() >= after);
-                if idle && state.online.is_empty() {
+                if idle && state.online.is_empty() && state.answering.is_empty() {
                     let _ = state
                         .root
                         .send_message(IdleSquad(state.squad.id, myself.clone()));
@@ -587,6 +604,8 @@ impl Actor for SquadActor {
                     return Ok(());
                 };
                 state.agents.remove(&agent_id);
+                // Its turns in flight went with it.
+                state.answering.remove(&agent_id);
                 metrics::counter!("squadron_actor_restarts_total", "kind" => "agent").increment(1);
                 tracing::error!(%agent_id, error = %err, "agent actor failed; restarting it");
                 if !state.restarts.allows(agent_id) {

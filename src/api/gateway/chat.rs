@@ -5,20 +5,21 @@
 
 use std::time::Instant;
 
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
+use squadron_actors::store::entity::{agent, model};
 
 use super::requested_model;
-use super::tool_calls::{self, Toolbox};
 use crate::api::extract::Json;
 use crate::auth::OrgAuth;
 use crate::error::ApiError;
-use crate::gateway::sse::{self, Relay};
+use crate::gateway::sse::{self, error_frame, sources_chunk, Relay};
 use crate::gateway::usage::{count, record_usage};
 use crate::state::AppState;
-use crate::turn::agent_turn;
+use crate::turn::{Turn, TurnEvent, Unread};
 
 /// Create a chat completion (OpenAI's request and response; `stream: true` for SSE chunks).
 /// `model` names one of the account's models or agents.
@@ -38,39 +39,15 @@ pub async fn completions(
     }
     let (model, agent) = state.gateway.target(caller.org_id, &name).await?;
     let stream = body["stream"].as_bool() == Some(true);
-    let (mut mirror, sources) = match &agent {
-        Some(agent) => {
-            let (mirror, sources) = agent_turn(&state, agent, &mut body, stream).await?;
-            (Some(mirror), sources)
-        }
-        None => (None, Vec::new()),
-    };
+    if let Some(agent) = agent {
+        return agent_answers(&state, &agent, &model, name, body, stream).await;
+    }
     let upstream = state
         .gateway
         .upstream(caller.org_id, model.provider_id)
         .await?;
     body["model"] = Value::String(model.upstream_model.clone());
     let wants_usage = body["stream_options"]["include_usage"].as_bool() == Some(true);
-    let toolbox = match &agent {
-        Some(agent) => Toolbox::of(&state, agent).await?,
-        None => None,
-    };
-    // An agent with tools: its turn runs the tool calls, and takes over its mirror (every
-    // agent's turn has one).
-    if let Some(toolbox) = toolbox {
-        if let Some(mirror) = mirror.take() {
-            count(StatusCode::OK);
-            let turn = tool_calls::AgentTurn {
-                state,
-                toolbox,
-                upstream,
-                name,
-                body,
-                mirror,
-            };
-            return turn.respond(stream, wants_usage, sources).await;
-        }
-    }
     if stream {
         body["stream_options"] = json!({ "include_usage": true });
     }
@@ -99,21 +76,139 @@ pub async fn completions(
             .json(response, crate::outbound::MAX_ANSWER_BYTES)
             .await?;
         record_usage(&completion["usage"]);
-        if let Some(mirror) = &mut mirror {
-            mirror.completed(&completion);
-        }
-        let mut completion = completion;
-        if !sources.is_empty() {
-            completion["sources"] = Value::Array(sources);
+        return Ok(axum::Json(completion).into_response());
+    }
+    Ok(sse::relay(
+        &upstream,
+        response,
+        Relay {
+            wants_usage,
+            started,
+        },
+    ))
+}
+
+/// An agent answers with a turn: the whole completion as JSON (with the files its knowledge
+/// came from, if any); or, when streaming, its text as the model writes it (tool rounds in
+/// between send nothing), then the finish, the usage if asked for, and `[DONE]`. A failure
+/// before the upstream took the turn is an HTTP error; after, it ends the stream with an
+/// error object. A client that goes away ends the turn.
+async fn agent_answers(
+    state: &AppState,
+    agent: &agent::Model,
+    model: &model::Model,
+    name: String,
+    body: Value,
+    stream: bool,
+) -> Result<Response, ApiError> {
+    let wants_usage = body["stream_options"]["include_usage"].as_bool() == Some(true);
+    let turn = Turn::prepare(state, agent, model, body, stream).await?;
+    if !stream {
+        let answer = turn.answer().await.inspect_err(counted)?;
+        count(StatusCode::OK);
+        let mut completion = answer.completion;
+        if !answer.sources.is_empty() {
+            completion["sources"] = Value::Array(answer.sources);
         }
         return Ok(axum::Json(completion).into_response());
     }
-    let relay = Relay {
+    let events = turn.stream(Unread::Stop).await.inspect_err(counted)?;
+    count(StatusCode::OK);
+    let chunks = Chunks {
+        id: format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
+        created: chrono::Utc::now().timestamp(),
         model: name,
         wants_usage,
-        started,
-        watch: mirror.map(|m| Box::new(m) as Box<dyn sse::Watch>),
-        sources,
     };
-    Ok(sse::relay(&upstream, response, relay))
+    let frames = futures::stream::unfold((events, chunks), |(mut events, chunks)| async move {
+        let frames = chunks.of(events.next().await?);
+        Some((
+            Ok::<Bytes, std::io::Error>(Bytes::from(frames)),
+            (events, chunks),
+        ))
+    });
+    Ok(sse::response(Body::from_stream(frames)))
+}
+
+/// Counts a gateway request refused with an upstream's status.
+fn counted(err: &ApiError) {
+    if let ApiError::Upstream { status, .. } = err {
+        count(*status);
+    }
+}
+
+/// How a streamed turn's events look as OpenAI's SSE chunks: all of one id, named by the
+/// model (the agent) the client asked for.
+struct Chunks {
+    id: String,
+    created: i64,
+    model: String,
+    /// Whether the client asked for the usage chunk.
+    wants_usage: bool,
+}
+
+impl Chunks {
+    fn chunk(&self, choices: Value) -> Value {
+        json!({
+            "id": self.id, "object": "chat.completion.chunk", "created": self.created,
+            "model": self.model, "choices": choices,
+        })
+    }
+
+    /// A turn's event as SSE frames (maybe none).
+    fn of(&self, event: TurnEvent) -> String {
+        let mut done = false;
+        let chunks = match event {
+            TurnEvent::Sources(sources) if !sources.is_empty() => {
+                return sources_chunk(&self.model, sources)
+            }
+            TurnEvent::Delta(text) => vec![self.chunk(json!([
+                { "index": 0, "delta": { "content": text }, "finish_reason": null }
+            ]))],
+            TurnEvent::Done(answer) => {
+                done = true;
+                self.tail(&answer.completion)
+            }
+            TurnEvent::Failed(err) => return error_frame(&err.to_string()),
+            _ => Vec::new(),
+        };
+        let mut out = String::new();
+        for chunk in chunks {
+            out.push_str(&format!("data: {chunk}\n\n"));
+        }
+        if done {
+            out.push_str("data: [DONE]\n\n");
+        }
+        out
+    }
+
+    /// The end of a streamed turn (its text went out as it came): the calls of the client's
+    /// own tools (if the model made any), the finish reason, the usage if the client asked
+    /// for it.
+    fn tail(&self, completion: &Value) -> Vec<Value> {
+        let choice = &completion["choices"][0];
+        let mut chunks = Vec::new();
+        if let Some(calls) = choice["message"]["tool_calls"].as_array() {
+            let indexed: Vec<Value> = calls
+                .iter()
+                .enumerate()
+                .map(|(i, call)| {
+                    let mut call = call.clone();
+                    call["index"] = json!(i);
+                    call
+                })
+                .collect();
+            let delta = json!({ "role": "assistant", "tool_calls": indexed });
+            chunks.push(self.chunk(json!([{ "index": 0, "delta": delta, "finish_reason": null }])));
+        }
+        chunks.push(self.chunk(json!([
+            { "index": 0, "delta": {}, "finish_reason": choice["finish_reason"] }
+        ])));
+        if self.wants_usage {
+            let mut last = self.chunk(json!([]));
+            last["usage"] = completion["usage"].clone();
+            chunks.push(last);
+        }
+        chunks
+    }
 }

@@ -7,7 +7,6 @@ pub mod embeddings;
 pub mod models;
 pub mod providers;
 pub mod servers;
-pub mod tool_calls;
 pub mod utilities;
 pub mod wire;
 

@@ -7,7 +7,6 @@ use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -18,13 +17,10 @@ use uuid::Uuid;
 
 use crate::api::envelope::{self, data, Data, PageQuery};
 use crate::api::extract::{Json, Path, Query};
-use crate::api::gateway::tool_calls::{self, Toolbox};
 use crate::auth::OrgAuth;
 use crate::error::ApiError;
-use crate::gateway::upstream::Upstream;
-use crate::gateway::usage::record_usage;
 use crate::state::AppState;
-use crate::turn::agent_turn;
+use crate::turn::{Answer, Turn, TurnEvent, Unread};
 
 /// How much of a conversation goes back to the model with each new message.
 const HISTORY: u64 = 50;
@@ -180,111 +176,82 @@ pub async fn chat(
     conversations::add_message(state.db(), &conversation, "user", &text, (None, None)).await?;
     let mut messages = history_for_model(&history);
     messages.push(json!({ "role": "user", "content": text }));
-    let mut body = json!({ "model": model.upstream_model, "messages": messages });
-    let (mut mirror, sources) = agent_turn(&state, &agent, &mut body, input.stream).await?;
-    let upstream = state
-        .gateway
-        .upstream(caller.org_id, model.provider_id)
-        .await?;
-
-    // An agent with tools answers after its tool calls (not streamed upstream); without,
-    // a plain reply is not streamed either.
-    let toolbox = Toolbox::of(&state, &agent).await?;
-    if toolbox.is_some() || !input.stream {
-        let (completion, steps) = match &toolbox {
-            Some(toolbox) => {
-                let turn =
-                    tool_calls::run(&state, toolbox, &upstream, body, &mut mirror, None).await?;
-                (turn.completion, turn.transcript)
-            }
-            None => (upstream.complete(&body).await?, Vec::new()),
-        };
-        let content = completion["choices"][0]["message"]["content"]
-            .as_str()
-            .unwrap_or("")
-            .to_owned();
-        mirror.completed(&completion);
-        let usage = Some(completion["usage"].clone()).filter(|u| !u.is_null());
-        let stored = (usage.clone(), (!steps.is_empty()).then(|| json!(steps)));
-        let reply =
-            conversations::add_message(state.db(), &conversation, "assistant", &content, stored)
-                .await?;
-        if !input.stream {
-            return Ok(data(ChatReply {
-                conversation_id: conversation.id,
-                message: reply.into(),
-                sources,
-            })
-            .into_response());
-        }
-        // The same SSE events as a streamed reply, with a `step` event per tool call and
-        // result before the answer's one delta.
-        let mut events = vec![Event::default()
-            .event("conversation")
-            .data(json!({ "conversation_id": conversation.id, "sources": sources }).to_string())];
-        for step in &steps {
-            events.push(Event::default().event("step").data(step.to_string()));
-        }
-        events.push(
-            Event::default()
-                .event("delta")
-                .data(json!({ "content": content }).to_string()),
-        );
-        events.push(Event::default().event("done").data(
-            json!({ "conversation_id": conversation.id, "message_id": reply.id, "usage": usage })
-                .to_string(),
-        ));
-        let stream = futures::stream::iter(events.into_iter().map(Ok::<Event, Infallible>));
-        return Ok(Sse::new(stream).into_response());
+    let body = json!({ "model": model.upstream_model, "messages": messages });
+    let turn = Turn::prepare(&state, &agent, &model, body, input.stream).await?;
+    if !input.stream {
+        let answer = turn.answer().await?;
+        let reply = keep(state.db(), &conversation, &answer).await?;
+        return Ok(data(ChatReply {
+            conversation_id: conversation.id,
+            message: reply.into(),
+            sources: answer.sources,
+        })
+        .into_response());
     }
-
-    body["stream"] = json!(true);
-    body["stream_options"] = json!({ "include_usage": true });
-    let request = upstream
-        .request(reqwest::Method::POST, "chat/completions")
-        .json(&body);
-    let response = upstream.send(request).await?;
-    let mut events = response.bytes_stream().eventsource();
+    // The turn runs to its end and its reply is kept even if the client goes away: this task
+    // reads it, and sends the client what it can.
+    let mut events = turn.stream(Unread::Finish).await?;
+    let (to, out) = tokio::sync::mpsc::channel::<Event>(64);
     let db = state.db().clone();
-    let stream = async_stream::stream! {
-        yield Ok::<Event, Infallible>(Event::default().event("conversation").data(json!({ "conversation_id": conversation.id, "sources": sources }).to_string()));
-        let mut content = String::new();
+    tokio::spawn(async move {
         while let Some(event) = events.next().await {
             let event = match event {
-                Ok(event) => event,
-                Err(err) => {
-                    mirror.finish("failed");
-                    yield Ok(Event::default().event("error").data(json!({ "message": Upstream::broke_off(&upstream.name, err) }).to_string()));
-                    return;
+                TurnEvent::Sources(sources) => Event::default().event("conversation").data(
+                    json!({ "conversation_id": conversation.id, "sources": sources }).to_string(),
+                ),
+                TurnEvent::Delta(text) => Event::default()
+                    .event("delta")
+                    .data(json!({ "content": text }).to_string()),
+                TurnEvent::ToolCalls(step) | TurnEvent::ToolResult(step) => {
+                    Event::default().event("step").data(step.to_string())
                 }
+                TurnEvent::Usage(_) => continue,
+                TurnEvent::Done(answer) => match keep(&db, &conversation, &answer).await {
+                    Ok(reply) => Event::default().event("done").data(
+                        json!({
+                            "conversation_id": conversation.id, "message_id": reply.id,
+                            "usage": reply.usage,
+                        })
+                        .to_string(),
+                    ),
+                    Err(err) => error_event(format!("the reply could not be stored: {err}")),
+                },
+                TurnEvent::Failed(err) => error_event(err.to_string()),
             };
-            if event.data.trim() == "[DONE]" {
-                break;
-            }
-            let Ok(chunk) = serde_json::from_str::<Value>(&event.data) else { continue };
-            if let Some(text) = chunk["choices"][0]["delta"]["content"].as_str() {
-                content.push_str(text);
-                mirror.delta(text);
-                yield Ok(Event::default().event("delta").data(json!({ "content": text }).to_string()));
-            }
-            if !chunk["usage"].is_null() {
-                record_usage(&chunk["usage"]);
-                mirror.usage = chunk["usage"].clone();
-            }
+            let _ = to.send(event).await;
         }
-        let usage = Some(mirror.usage.clone()).filter(|u| !u.is_null());
-        mirror.finish("completed");
-        match conversations::add_message(&db, &conversation, "assistant", &content, (usage.clone(), None)).await {
-            Ok(reply) => yield Ok(Event::default().event("done").data(json!({
-                "conversation_id": conversation.id, "message_id": reply.id, "usage": usage,
-            }).to_string())),
-            Err(err) => yield Ok(Event::default().event("error").data(json!({ "message": format!("the reply could not be stored: {err}") }).to_string())),
-        }
-    };
-    let stream = stream.take_until(state.shutdown.clone().cancelled_owned());
+    });
+    let stream = tokio_stream::wrappers::ReceiverStream::new(out)
+        .map(Ok::<Event, Infallible>)
+        .take_until(state.shutdown.clone().cancelled_owned());
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())
+}
+
+fn error_event(message: String) -> Event {
+    Event::default()
+        .event("error")
+        .data(json!({ "message": message }).to_string())
+}
+
+/// Keeps an agent's answer in its conversation, with its usage and the tool calls and
+/// results that led to it.
+async fn keep(
+    db: &sea_orm::DatabaseConnection,
+    conversation: &conversation::Model,
+    answer: &Answer,
+) -> Result<message::Model, ApiError> {
+    let usage = Some(answer.completion["usage"].clone()).filter(|u| !u.is_null());
+    let steps = (!answer.transcript.is_empty()).then(|| json!(answer.transcript));
+    Ok(conversations::add_message(
+        db,
+        conversation,
+        "assistant",
+        answer.content(),
+        (usage, steps),
+    )
+    .await?)
 }
 
 #[derive(Deserialize, IntoParams)]
